@@ -1,0 +1,183 @@
+"""`zhiwen` command line: a thin typer layer over ingest_paths, ask, list_kbs and friends."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from core.errors import ZhiwenError
+from core.settings import Settings, load_settings
+
+app = typer.Typer(help="知问 zhiwen：中文优先的知识库问答 (Chinese-first RAG knowledge assistant)", no_args_is_help=True, pretty_exceptions_show_locals=False)
+kb_app = typer.Typer(help="管理知识库 (manage knowledge bases)", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+
+console = Console()
+err = Console(stderr=True)
+
+_STATUS_STYLE = {"indexed": "green", "updated": "cyan", "unchanged": "dim", "duplicate": "yellow", "failed": "bold red"}
+_STATUS_ZH = {"indexed": "已索引", "updated": "已更新", "unchanged": "未变化，跳过", "duplicate": "重复，跳过", "failed": "失败"}
+
+
+def _settings(**overrides) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ValueError as exc:
+        err.print(f"[bold red]配置错误 (invalid settings):[/] {escape(str(exc))}")
+        raise typer.Exit(2)
+
+
+def _fail(exc: ZhiwenError) -> None:
+    err.print(f"[bold red]错误:[/] {escape(str(exc))}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="文件或文件夹 (files or folders)"),
+    kb: Optional[str] = typer.Option(None, "--kb", help="知识库名称 (knowledge base name)"),
+    chunk_size: Optional[int] = typer.Option(None, help="每块的 jieba 词数 (tokens per chunk)"),
+    chunk_overlap: Optional[int] = typer.Option(None, help="相邻块重叠的词数 (overlap tokens)"),
+    as_json: bool = typer.Option(False, "--json", help="输出 JSON (machine-readable output)"),
+) -> None:
+    """导入文档到知识库（增量：未变化的文件跳过，修改过的文件替换）。"""
+    from ingest.pipeline import ingest_paths
+
+    settings = _settings(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    name = kb or settings.default_kb
+    quiet = as_json or not sys.stderr.isatty()
+    with Progress(
+        TextColumn("[bold]导入[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
+        console=err, disable=quiet, transient=True,
+    ) as progress:
+        task = progress.add_task("", total=None)
+
+        def on_progress(result, done, total):
+            progress.update(task, completed=done, total=total, description=escape(Path(result.source).name))
+
+        try:
+            results = ingest_paths([str(p) for p in paths], name, settings, on_progress=on_progress)
+        except ZhiwenError as exc:
+            _fail(exc)
+    failed = [r for r in results if r.status == "failed"]
+    if as_json:
+        console.print_json(json.dumps({"kb": name, "results": [r.model_dump() for r in results]}, ensure_ascii=False))
+    else:
+        for r in results:
+            style = _STATUS_STYLE[r.status]
+            detail = f"{r.n_chunks} 块" if r.status in ("indexed", "updated", "unchanged") else r.reason
+            console.print(f"[{style}]{_STATUS_ZH[r.status]:<6}[/] {escape(r.source)}  [dim]{escape(detail)}[/]")
+        counts = {s: sum(r.status == s for r in results) for s in _STATUS_ZH}
+        console.print(
+            f"知识库 [bold]{escape(name)}[/]: 新增 {counts['indexed']}，更新 {counts['updated']}，跳过 {counts['unchanged'] + counts['duplicate']}，失败 {counts['failed']}"
+        )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="问题 (question)"),
+    kb: Optional[str] = typer.Option(None, "--kb", help="知识库名称"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="检索的段落数"),
+    as_json: bool = typer.Option(False, "--json", help="输出一个 JSON 对象"),
+) -> None:
+    """向知识库提问，回答带 [n] 引用。"""
+    from llm.answer import ask as ask_question
+
+    settings = _settings(top_k=top_k)
+    try:
+        answer = ask_question(question, kb or settings.default_kb, settings)
+    except ZhiwenError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(answer.to_public_json(), ensure_ascii=False))
+        return
+    style = "yellow" if answer.refused else "bold"
+    console.print(f"[{style}]{escape(answer.text)}[/]")
+    for c in answer.citations:
+        page = f" 第{c.page}页" if c.page else ""
+        quote = c.quote.replace("\n", " ")
+        console.print(f"[cyan][{c.n}][/] {escape(c.source)}{page}  [dim]{escape(quote[:120])}{'…' if len(quote) > 120 else ''}[/]")
+    console.print(f"[dim]{answer.mode} · {answer.timings_ms.get('total', 0):.0f} ms[/]")
+
+
+@kb_app.command("list")
+def kb_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """列出知识库。"""
+    from ingest.kb import list_kbs
+
+    infos = list_kbs(_settings())
+    if as_json:
+        typer.echo(json.dumps([i.model_dump(mode="json") for i in infos], ensure_ascii=False))
+        return
+    if not infos:
+        console.print("还没有知识库。用 `zhiwen ingest PATH --kb NAME` 创建一个。")
+        return
+    table = Table("名称 name", "文档 docs", "块 chunks", "嵌入模型 embedding", "更新时间 updated")
+    for i in infos:
+        table.add_row(i.name, str(i.n_documents), str(i.n_chunks), i.embedding_model, i.updated_at.strftime("%Y-%m-%d %H:%M") if i.updated_at else "-")
+    console.print(table)
+
+
+@kb_app.command("show")
+def kb_show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """显示知识库中的文档。"""
+    from ingest.kb import KnowledgeBase
+
+    try:
+        with KnowledgeBase.open(name, _settings()) as kb:
+            info, docs = kb.info(), kb.catalog.list_documents()
+    except ZhiwenError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps({"kb": info.model_dump(mode="json"), "documents": [d.model_dump(mode="json") for d in docs]}, ensure_ascii=False))
+        return
+    console.print(f"[bold]{escape(info.name)}[/]  {info.n_documents} 个文档, {info.n_chunks} 块, 嵌入模型 {info.embedding_model}, 版本 {info.version}")
+    table = Table("来源 source", "标题 title", "类型", "页", "块", "大小", "导入时间")
+    for d in docs:
+        table.add_row(escape(d.source), escape(d.title), d.mime.split("/")[-1][:12], str(d.pages), str(d.n_chunks), f"{d.size_bytes / 1024:.1f} KB", d.ingested_at.strftime("%Y-%m-%d %H:%M"))
+    console.print(table)
+
+
+@kb_app.command("rm")
+def kb_rm(
+    name: str,
+    doc: Optional[str] = typer.Option(None, "--doc", help="只删除这个文档（导入时的路径）"),
+    yes: bool = typer.Option(True, "--yes/--confirm", help="删除整个知识库前是否确认"),
+) -> None:
+    """删除知识库，或用 --doc 删除其中一个文档。"""
+    from ingest.kb import delete_kb
+    from ingest.pipeline import remove_document
+
+    settings = _settings()
+    try:
+        if doc is not None:
+            if not remove_document(name, doc, settings):
+                from core.errors import DocumentNotFound
+
+                raise DocumentNotFound(name, doc)
+            console.print(f"已从 {escape(name)} 删除文档 {escape(doc)}")
+            return
+        if not yes and not typer.confirm(f"删除整个知识库 {name}？"):
+            raise typer.Exit(1)
+        delete_kb(name, settings)
+        console.print(f"已删除知识库 {escape(name)}")
+    except ZhiwenError as exc:
+        _fail(exc)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Ingest: files → loaded pages → cleaned text → chunks → embeddings → the knowledge base."""

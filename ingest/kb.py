@@ -1,0 +1,176 @@
+"""A knowledge base on disk: ``$ZHIWEN_DATA_DIR/kbs/NAME/`` with the catalogue and its derived indexes.
+
+Readers never see half an index: index files are replaced atomically and stamped with the catalogue
+version they reflect. When a stamp lags the catalogue (a crash between commit and save, or another
+process ingested), the indexes are rebuilt from the catalogue, which stores embeddings and tokens.
+Writers take a file lock, so two ingests into one knowledge base run one after the other.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from datetime import datetime
+from pathlib import Path
+
+from filelock import FileLock
+
+from core.errors import InvalidName, KnowledgeBaseNotFound
+from core.models import KnowledgeBaseInfo
+from core.settings import Settings
+from ingest.catalog import Catalog, utcnow
+from retrieval.bm25 import BM25Index
+from retrieval.embedders import Embedder, get_embedder
+from retrieval.faiss_store import FaissStore
+from retrieval.retriever import HybridRetriever
+
+_NAME_RE = re.compile(r"^[\w\u4e00-\u9fff][\w\u4e00-\u9fff.\-]{0,63}$")
+CATALOG_FILE = "catalog.sqlite3"
+FAISS_FILE = "faiss.index"
+BM25_FILE = "bm25.index"
+
+
+def validate_name(name: str) -> str:
+    if not _NAME_RE.match(name or ""):
+        raise InvalidName(
+            f"知识库名称不合法: {name!r} (invalid name): 用 1-64 个字母、数字、汉字、'-'、'_' 或 '.'，不能以 '.' 或 '-' 开头"
+        )
+    return name
+
+
+class KnowledgeBase:
+    def __init__(self, name: str, directory: Path, settings: Settings) -> None:
+        self.name = name
+        self.dir = directory
+        self.settings = settings
+        self.catalog = Catalog(directory / CATALOG_FILE)
+        self.write_lock = FileLock(str(directory / ".write.lock"))
+        self._index_lock = threading.Lock()
+        self._indexes: tuple[int, FaissStore, BM25Index] | None = None
+
+    # -- opening -----------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, name: str, settings: Settings, create: bool = False) -> "KnowledgeBase":
+        directory = settings.kbs_dir / validate_name(name)
+        if not (directory / CATALOG_FILE).exists():
+            if not create:
+                raise KnowledgeBaseNotFound(name)
+            directory.mkdir(parents=True, exist_ok=True)
+        kb = cls(name, directory, settings)
+        if kb.catalog.get_meta("embedding_model") is None:
+            kb.catalog.set_meta("embedding_model", settings.embedding_model)
+            kb.catalog.set_meta("created_at", utcnow().isoformat())
+        return kb
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> "KnowledgeBase":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- models and indexes ------------------------------------------------------------------------
+    @property
+    def embedding_model(self) -> str:
+        """The model the knowledge base was built with: queries must be embedded by the same one."""
+        return self.catalog.get_meta("embedding_model") or self.settings.embedding_model
+
+    def embedder(self) -> Embedder:
+        return get_embedder(self.embedding_model, self.settings.embedding_batch_size)
+
+    def indexes(self) -> tuple[FaissStore, BM25Index]:
+        """Indexes that reflect the current catalogue version: loaded, or rebuilt when stale."""
+        version = self.catalog.version()
+        with self._index_lock:
+            if self._indexes is not None and self._indexes[0] == version:
+                return self._indexes[1], self._indexes[2]
+            _, n_chunks = self.catalog.counts()
+            vectors = self._load_faiss(version, n_chunks)
+            bm25 = self._load_bm25(version, n_chunks)
+            if vectors is None or bm25 is None:
+                vectors, bm25 = self._rebuild(vectors, bm25)
+                self._save(vectors, bm25, version)
+            self._indexes = (version, vectors, bm25)
+            return vectors, bm25
+
+    def _load_faiss(self, version: int, n_chunks: int) -> FaissStore | None:
+        loaded = FaissStore.load(self.dir / FAISS_FILE)
+        if loaded is None:
+            return None
+        store, header = loaded
+        fresh = header.get("version") == version and store.count() == n_chunks and header.get("model") == self.embedding_model
+        return store if fresh else None
+
+    def _load_bm25(self, version: int, n_chunks: int) -> BM25Index | None:
+        loaded = BM25Index.load(self.dir / BM25_FILE)
+        if loaded is None:
+            return None
+        index, header = loaded
+        return index if header.get("version") == version and index.count() == n_chunks else None
+
+    def _rebuild(self, vectors: FaissStore | None, bm25: BM25Index | None) -> tuple[FaissStore, BM25Index]:
+        if vectors is None:
+            dim = self.embedder().dim
+            ids, matrix = self.catalog.all_embeddings(dim)
+            vectors = FaissStore(dim)
+            vectors.add(ids, matrix)
+        if bm25 is None:
+            ids_list, tokens = self.catalog.all_tokens()
+            bm25 = BM25Index(ids_list, tokens)
+        return vectors, bm25
+
+    def _save(self, vectors: FaissStore, bm25: BM25Index, version: int) -> None:
+        vectors.save(self.dir / FAISS_FILE, version, self.embedding_model)
+        bm25.save(self.dir / BM25_FILE, version)
+
+    def commit_indexes(self, vectors: FaissStore, bm25: BM25Index) -> None:
+        """Persist indexes brought up to date by a writer, stamped with the catalogue version now."""
+        version = self.catalog.version()
+        self._save(vectors, bm25, version)
+        with self._index_lock:
+            self._indexes = (version, vectors, bm25)
+
+    def retriever(self, settings: Settings | None = None) -> HybridRetriever:
+        s = settings or self.settings
+        vectors, bm25 = self.indexes()
+        return HybridRetriever(
+            self.embedder(), vectors, bm25, self.catalog.chunks_by_rowid,
+            mode=s.retrieval_mode, bm25_weight=s.bm25_weight, dense_weight=s.dense_weight,
+        )
+
+    # -- info --------------------------------------------------------------------------------------
+    def info(self) -> KnowledgeBaseInfo:
+        n_docs, n_chunks = self.catalog.counts()
+        created = self.catalog.get_meta("created_at")
+        updated = self.catalog.get_meta("updated_at")
+        return KnowledgeBaseInfo(
+            name=self.name, path=str(self.dir), n_documents=n_docs, n_chunks=n_chunks,
+            version=self.catalog.version(), embedding_model=self.embedding_model,
+            created_at=datetime.fromisoformat(created) if created else None,
+            updated_at=datetime.fromisoformat(updated) if updated else None,
+        )
+
+
+def list_kbs(settings: Settings) -> list[KnowledgeBaseInfo]:
+    root = settings.kbs_dir
+    if not root.exists():
+        return []
+    out = []
+    for d in sorted(root.iterdir()):
+        if (d / CATALOG_FILE).exists() and _NAME_RE.match(d.name):
+            with KnowledgeBase.open(d.name, settings) as kb:
+                out.append(kb.info())
+    return out
+
+
+def delete_kb(name: str, settings: Settings) -> None:
+    directory = settings.kbs_dir / validate_name(name)
+    if not (directory / CATALOG_FILE).exists():
+        raise KnowledgeBaseNotFound(name)
+    with FileLock(str(directory / ".write.lock")):
+        trash = directory.with_name(f".{name}.deleting")
+        directory.rename(trash)  # atomic: the name disappears at once, then the files go
+    shutil.rmtree(trash, ignore_errors=True)

@@ -1,0 +1,198 @@
+"""The ingest job: files → documents and chunks in the catalogue → indexes.
+
+Each file is its own transaction: a bad file is reported by name and the batch goes on; a crash
+leaves every earlier file committed and the indexes stale-but-rebuildable (see ingest.kb). The
+indexes are saved once, at the end of the batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from core.errors import LoadError
+from core.models import Chunk, Document, IngestResult
+from core.settings import Settings
+from core.text import fold, search_tokens
+from ingest.catalog import utcnow
+from ingest.chunking import chunk_text
+from ingest.clean import clean_pages
+from ingest.kb import KnowledgeBase
+from ingest.loaders import SUPPORTED_SUFFIXES, load_bytes
+from retrieval.bm25 import BM25Index
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[IngestResult, int, int], None]
+
+
+@dataclass
+class SourceFile:
+    path: Path
+    source: str  # the path as the user gave it (or as found under a folder they gave)
+
+
+def discover(paths: Iterable[str | Path]) -> tuple[list[SourceFile], list[IngestResult]]:
+    """Expand folders (recursively, supported types only, hidden files skipped); report missing paths."""
+    found: list[SourceFile] = []
+    missing: list[IngestResult] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
+                        p = Path(root) / name
+                        found.append(SourceFile(p, str(p)))
+        elif path.is_file():
+            found.append(SourceFile(path, str(raw)))
+        else:
+            missing.append(IngestResult(source=str(raw), status="failed", reason="文件不存在 (no such file or folder)"))
+    return found, missing
+
+
+def index_text(title: str, heading_path: list[str], text: str) -> str:
+    """What the indexes see for a chunk: its document title and headings, then the text. Context in
+    the header lets "差旅制度里住宿标准" match a chunk that only says "一线城市每晚600元"."""
+    header = " / ".join(dict.fromkeys([title, *heading_path]))
+    return fold(f"{header}\n{text}")
+
+
+class _IndexWriter:
+    """Keeps the in-memory indexes in step with catalogue writes during one batch."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        vectors, _ = kb.indexes()
+        self.vectors = vectors.clone()
+        self.dirty = False
+
+    def apply(self, added: list[int], removed: list[int], embeddings: np.ndarray) -> None:
+        self.vectors.remove(removed)
+        self.vectors.add(np.asarray(added, dtype=np.int64), embeddings)
+        self.dirty = True
+
+    def commit(self) -> None:
+        if not self.dirty:
+            return
+        ids, tokens = self.kb.catalog.all_tokens()
+        self.kb.commit_indexes(self.vectors, BM25Index(ids, tokens))
+        self.dirty = False
+
+
+def ingest_file(kb: KnowledgeBase, file: SourceFile, writer: _IndexWriter) -> IngestResult:
+    settings = kb.settings
+    try:
+        raw = file.path.read_bytes()
+    except OSError as exc:
+        raise LoadError(file.source, f"无法读取文件 (cannot read: {exc.strerror})")
+    content_hash = hashlib.sha256(raw).hexdigest()
+    existing = kb.catalog.document_by_source(file.source)
+    if existing is not None and existing.content_hash == content_hash:
+        return IngestResult(source=file.source, status="unchanged", n_chunks=existing.n_chunks, doc_id=existing.id)
+
+    loaded = load_bytes(raw, file.source)
+    cleaned = clean_pages(loaded.pages, pdf_layout=loaded.paged)
+    if not cleaned.text.strip():
+        raise LoadError(file.source, "清洗后没有文字内容 (no text left after cleaning)")
+    doc_id = hashlib.sha256(cleaned.text.encode("utf-8")).hexdigest()
+
+    if existing is not None and existing.id == doc_id:
+        kb.catalog.touch_content_hash(file.source, content_hash, len(raw))
+        return IngestResult(source=file.source, status="unchanged", n_chunks=existing.n_chunks, doc_id=doc_id)
+    twin = kb.catalog.document_by_id(doc_id)
+    if twin is not None and twin.source != file.source:
+        return IngestResult(
+            source=file.source, status="duplicate", doc_id=doc_id,
+            reason=f"内容与已导入的 {twin.source} 相同，已跳过 (same content as {twin.source})",
+        )
+
+    spans = chunk_text(cleaned.text, cleaned.page_spans, settings.chunk_size, settings.chunk_overlap, paged=loaded.paged)
+    chunks = [
+        Chunk(
+            id=f"{doc_id[:16]}-{i}", doc_id=doc_id, ordinal=i, text=cleaned.text[s.start : s.end], start=s.start,
+            end=s.end, page=s.page, heading_path=s.heading_path, n_tokens=s.n_tokens, source=file.source, title=loaded.title,
+        )
+        for i, s in enumerate(spans)
+    ]
+    texts = [index_text(loaded.title, c.heading_path, c.text) for c in chunks]
+    tokens = [search_tokens(t) for t in texts]
+    embeddings, hashes = _embed_with_reuse(kb, texts)
+    document = Document(
+        id=doc_id, source=file.source, title=loaded.title, mime=loaded.mime, pages=len(loaded.pages),
+        ingested_at=utcnow(), content_hash=content_hash, size_bytes=len(raw), n_chunks=len(chunks),
+        metadata=loaded.metadata,
+    )
+    added, removed = kb.catalog.replace_document(document, cleaned.text, cleaned.page_spans, chunks, tokens, hashes, embeddings)
+    writer.apply(added, removed, embeddings)
+    return IngestResult(source=file.source, status="updated" if existing else "indexed", n_chunks=len(chunks), doc_id=doc_id)
+
+
+def _embed_with_reuse(kb: KnowledgeBase, texts: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Embed only texts the knowledge base has not embedded before: re-ingesting an edited document
+    re-embeds its edited chunks, not all of them."""
+    model = kb.embedding_model
+    hashes = [hashlib.sha1(f"{model}\x00{t}".encode("utf-8")).hexdigest() for t in texts]
+    known = kb.catalog.embeddings_by_text_hash(hashes)
+    todo = [i for i, h in enumerate(hashes) if h not in known]
+    embedder = kb.embedder()
+    fresh = embedder.embed_documents([texts[i] for i in todo]) if todo else np.zeros((0, embedder.dim), np.float32)
+    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    for row, i in enumerate(todo):
+        out[i] = fresh[row]
+    for i, h in enumerate(hashes):
+        if h in known:
+            out[i] = known[h]
+    return out, hashes
+
+
+def ingest_paths(
+    paths: Iterable[str | Path],
+    kb_name: str,
+    settings: Settings,
+    on_progress: ProgressCallback | None = None,
+) -> list[IngestResult]:
+    """Ingest files and folders into a knowledge base (created if needed). Never raises for one bad
+    file: every file gets an IngestResult, failures carry the reason."""
+    files, results = discover(paths)
+    total = len(files) + len(results)
+    for i, r in enumerate(results):
+        if on_progress:
+            on_progress(r, i + 1, total)
+    with KnowledgeBase.open(kb_name, settings, create=True) as kb, kb.write_lock:
+        writer = _IndexWriter(kb)
+        try:
+            for file in files:
+                try:
+                    result = ingest_file(kb, file, writer)
+                except LoadError as exc:
+                    result = IngestResult(source=file.source, status="failed", reason=str(exc.reason) + (f"（{exc.hint}）" if exc.hint else ""))
+                except Exception as exc:  # one broken file must not stop the batch
+                    log.exception("ingest failed for %s", file.source)
+                    result = IngestResult(source=file.source, status="failed", reason=f"内部错误 (internal error): {type(exc).__name__}: {exc}")
+                results.append(result)
+                if on_progress:
+                    on_progress(result, len(results), total)
+        finally:
+            writer.commit()
+    return results
+
+
+def remove_document(kb_name: str, source: str, settings: Settings) -> bool:
+    """Remove one document (by its source path) from a knowledge base; False when it was not there."""
+    with KnowledgeBase.open(kb_name, settings) as kb, kb.write_lock:
+        vectors = kb.indexes()[0].clone()
+        removed = kb.catalog.remove_document(source)
+        if removed is None:
+            return False
+        vectors.remove(removed)
+        ids, tokens = kb.catalog.all_tokens()
+        kb.commit_indexes(vectors, BM25Index(ids, tokens))
+        return True

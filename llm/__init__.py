@@ -1,0 +1,1 @@
+"""Answering: the extractive answerer now; the LLM chain on an OpenAI-compatible server next."""

@@ -1,0 +1,91 @@
+"""BM25 over jieba search-mode tokens of folded text (bm25s: sparse matrices, fast).
+
+Besides the score, each candidate gets its *coverage*: the IDF-weighted share of the query's distinct
+terms that the chunk contains. Raw BM25 is unbounded and means nothing across queries; coverage is in
+[0, 1] and comparable across queries, which is what a refusal floor needs. A query term the knowledge
+base has never seen keeps its full IDF in the denominator, so "火星卫星" asked of an HR handbook
+scores near zero.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+from retrieval.stamped import read_stamped, write_stamped
+
+
+class BM25Index:
+    kind = "bm25"
+
+    def __init__(self, ids: list[int], corpus_tokens: list[list[str]]) -> None:
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self._retriever: bm25s.BM25 | None = None
+        self._position: dict[int, int] | None = None
+        if len(ids):
+            self._retriever = bm25s.BM25()
+            # A chunk with no indexable token still needs a row so positions line up with ids.
+            self._retriever.index([t or [""] for t in corpus_tokens], show_progress=False)
+
+    def count(self) -> int:
+        return len(self.ids)
+
+    def position(self, chunk_id: int) -> int | None:
+        """Row of a chunk id in the score arrays (built once per index, not per query)."""
+        if self._position is None:
+            self._position = {int(i): j for j, i in enumerate(self.ids)}
+        return self._position.get(int(chunk_id))
+
+    def _df(self, token: str) -> int:
+        r = self._retriever
+        tid = r.vocab_dict.get(token) if r is not None else None
+        if tid is None:
+            return 0
+        indptr = r.scores["indptr"]
+        return int(indptr[tid + 1] - indptr[tid])
+
+    def idf(self, token: str) -> float:
+        n = len(self.ids)
+        df = self._df(token)
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def score(self, query_tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 score and coverage for every chunk, aligned with ``self.ids``."""
+        n = len(self.ids)
+        scores = np.zeros(n, dtype=np.float32)
+        covered = np.zeros(n, dtype=np.float32)
+        terms = list(dict.fromkeys(query_tokens))
+        if not terms or self._retriever is None:
+            return scores, covered
+        total_idf = 0.0
+        for term in terms:
+            weight = self.idf(term)
+            total_idf += weight
+            if term not in self._retriever.vocab_dict:
+                continue
+            term_scores = self._retriever.get_scores([term])
+            scores += term_scores
+            covered += weight * (term_scores > 0)
+        return scores, covered / total_idf if total_idf > 0 else covered
+
+    def save(self, path: Path, version: int) -> None:
+        payload = pickle.dumps((self.ids, self._retriever), protocol=pickle.HIGHEST_PROTOCOL)
+        write_stamped(path, {"version": version, "count": self.count()}, payload)
+
+    @classmethod
+    def load(cls, path: Path) -> tuple["BM25Index", dict] | None:
+        stamped = read_stamped(path)
+        if stamped is None:
+            return None
+        header, payload = stamped
+        try:
+            ids, retriever = pickle.loads(payload)
+        except Exception:  # any unreadable pickle means "rebuild", never "crash"
+            return None
+        index = cls([], [])
+        index.ids, index._retriever, index._position = ids, retriever, None
+        return index, header

