@@ -20,8 +20,8 @@ app = typer.Typer(help="知问 zhiwen：中文优先的知识库问答 (Chinese-
 kb_app = typer.Typer(help="管理知识库 (manage knowledge bases)", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 _STATUS_STYLE = {"indexed": "green", "updated": "cyan", "unchanged": "dim", "duplicate": "yellow", "failed": "bold red"}
 _STATUS_ZH = {"indexed": "已索引", "updated": "已更新", "unchanged": "未变化，跳过", "duplicate": "重复，跳过", "failed": "失败"}

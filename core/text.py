@@ -115,7 +115,7 @@ def search_tokens(text: str) -> list[str]:
 # Sentence ends: Chinese terminators (with closing quotes/brackets that follow), English terminators
 # followed by whitespace, and line breaks (headings, list items and table rows are units of their own).
 _SENTENCE_END_RE = re.compile(
-    r"[。！？!?…；;]+[」』”’\"')）】]*|(?<=[A-Za-z0-9)\]\"'])\.(?=\s)|\n+"
+    rf"[。！？!?…；;]+[」』”’\"')）】]*|(?<=[A-Za-z0-9)\]\"'])\.(?=\s|$|[{_CJK}])|\n+"
 )
 
 

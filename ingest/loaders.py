@@ -88,8 +88,12 @@ def load_html(data: bytes, source: str) -> LoadedDocument:
 
 
 def load_pdf(data: bytes, source: str) -> LoadedDocument:
+    import logging
+
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings on broken files become our LoadError
 
     try:
         reader = PdfReader(io.BytesIO(data))

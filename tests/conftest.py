@@ -1,0 +1,43 @@
+"""Shared fixtures. Everything here is real: jieba, the USE embedding model from its wheel, FAISS files
+on disk under a temporary data dir, SQLite catalogues."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples" / "corpus"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(monkeypatch, tmp_path):
+    """No test reads the developer's zhiwen.toml or ZHIWEN_* variables."""
+    for key in list(os.environ):
+        if key.startswith("ZHIWEN_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("ZHIWEN_CONFIG", str(tmp_path / "no-such-zhiwen.toml"))
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return load_settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """A copy of the bundled sample corpus (mixed formats, GBK and Big5 files among them)."""
+    target = tmp_path / "corpus"
+    shutil.copytree(SAMPLES, target)
+    return target
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode(encoding))
+    return path
