@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     bm25_weight: float = Field(1.0, ge=0)
     dense_weight: float = Field(0.5, ge=0)
     # Refuse when the best hit's relevance (see retrieval.retriever) is below this floor.
-    relevance_floor: float = Field(0.35, ge=0, le=1)
+    relevance_floor: float = Field(0.40, ge=0, le=1)
 
     extractive_max_sentences: int = Field(3, ge=1, le=10)
 

