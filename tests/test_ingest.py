@@ -9,8 +9,21 @@ from ingest.kb import BM25_FILE, FAISS_FILE, KnowledgeBase
 from ingest.pipeline import ingest_paths, remove_document
 from llm.answer import ask
 from retrieval.faiss_store import FaissStore
-from tests.conftest import write
+from tests.conftest import SAMPLES, write
 from tests.test_loaders import make_pdf
+
+
+@pytest.fixture(scope="module")
+def sample_kb(tmp_path_factory):
+    """The bundled corpus ingested once, for the read-only tests below."""
+    from core.settings import load_settings
+
+    root = tmp_path_factory.mktemp("sample")
+    corpus = root / "corpus"
+    shutil.copytree(SAMPLES, corpus)
+    s = load_settings(data_dir=root / "data")
+    ingest_paths([corpus], "kb", s)
+    return s, corpus
 
 
 def _by_name(results):
@@ -120,8 +133,8 @@ def test_corrupt_index_files_are_rebuilt_from_the_catalogue(settings, tmp_path):
         assert kb.retriever().search("一线城市住宿", 1).hits
 
 
-def test_citation_quote_is_the_cleaned_text_at_its_offsets(settings, corpus):
-    ingest_paths([corpus], "kb", settings)
+def test_citation_quote_is_the_cleaned_text_at_its_offsets(sample_kb):
+    settings, _ = sample_kb
     for question in ["一线城市住宿标准是多少？", "客户投诉要多久给出处理方案？", "知问网关的P99延迟是多少？"]:
         answer = ask(question, "kb", settings)
         assert not answer.refused and answer.citations
@@ -132,24 +145,44 @@ def test_citation_quote_is_the_cleaned_text_at_its_offsets(settings, corpus):
                 assert f"[{c.n}]" in answer.text
 
 
-def test_pdf_citation_carries_its_page(settings, corpus):
-    ingest_paths([corpus], "kb", settings)
+def test_pdf_citation_carries_its_page(sample_kb):
+    settings, _ = sample_kb
     answer = ask("客户投诉要多久给出处理方案？", "kb", settings)
     assert answer.citations[0].source.endswith("客户服务规范.pdf")
     assert answer.citations[0].page == 2
     assert "48小时" in answer.text
 
 
-def test_simplified_question_finds_traditional_document(settings, corpus):
-    ingest_paths([corpus], "kb", settings)
+def test_simplified_question_finds_traditional_document(sample_kb):
+    settings, _ = sample_kb
     answer = ask("资安事件多久内要通报？", "kb", settings)
     assert not answer.refused
     assert answer.citations[0].source.endswith("資訊安全規範.txt")
     assert "1小時內通報" in answer.text
 
 
-def test_nothing_relevant_is_refused(settings, corpus):
-    ingest_paths([corpus], "kb", settings)
+SAMPLE_QUESTIONS = [
+    ("一线城市住宿标准是多少？", "差旅报销制度.md", "600元"),
+    ("出差回来多久内要提交报销？", "差旅报销制度.md", "15个工作日"),
+    ("工作满5年有几天年假？", "员工手册.txt", "年休假5天"),
+    ("知问网关的P99延迟是多少？", "知问网关产品说明.html", "低于5毫秒"),
+    ("全量备份在什么时候做？", "数据备份指南.docx", "每周日"),
+    ("如何重置API Key？", "常见问题.csv", "密钥管理"),
+    ("哪个版本开始支持gRPC？", "更新日志.jsonl", "v2.3.0"),
+]
+
+
+@pytest.mark.parametrize("question, source, fact", SAMPLE_QUESTIONS)
+def test_sample_questions_are_answered_from_the_right_document(sample_kb, question, source, fact):
+    settings, _ = sample_kb
+    answer = ask(question, "kb", settings)
+    assert not answer.refused
+    assert answer.citations[0].source.endswith(source)
+    assert fact in answer.text
+
+
+def test_nothing_relevant_is_refused(sample_kb):
+    settings, _ = sample_kb
     for question in ["火星上有多少颗卫星？", "如何做红烧肉？", "What is the capital of France?"]:
         answer = ask(question, "kb", settings)
         assert answer.refused and not answer.citations, question
