@@ -67,56 +67,6 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-# -- measurement helpers ---------------------------------------------------------------------------
-def timed(fn: Callable[[], T]) -> tuple[T, float]:
-    """Run ``fn`` once; return its result and the wall time in seconds."""
-    start = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - start
-
-
-def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
-    """p50 and p95 of per-call wall times, in milliseconds."""
-    ms = np.asarray(seconds, dtype=np.float64) * 1000
-    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (Linux ``/proc/stat``); None elsewhere."""
-    try:
-        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = ticks
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
-def ingest_alternating(runs: dict[str, IngestRun], repeats: int) -> dict[str, tuple[Any, Ingested]]:
-    """Time each pipeline's ingest ``repeats`` times, in alternating order (AB, BA, AB, ...), so that a
-    slow spell on a shared machine does not fall on one pipeline only. Keeps the last run's handle."""
-    names = list(runs)
-    handles: dict[str, Any] = {}
-    chunks: dict[str, int] = {}
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
-        for name in names if r % 2 == 0 else names[::-1]:
-            (handles[name], chunks[name]), seconds = timed(lambda: runs[name](r))
-            samples[name].append(seconds)
-            log(f"{name}: ingest {r + 1}/{repeats}: {chunks[name]} chunks in {seconds:.1f} s")
-    return {name: (handles[name], Ingested(chunks[name], samples[name])) for name in names}
-
-
-def rank_of(sources: Sequence[str], relevant: str) -> int | None:
-    """1-based rank of the relevant file among the distinct source files, in ranking order."""
-    files = list(dict.fromkeys(Path(s).name for s in sources))[:K]
-    return files.index(relevant) + 1 if relevant in files else None
-
-
-def rotated(n: int, start: int) -> list[int]:
-    """``0..n-1`` starting at ``start % n``: who goes first changes from one question to the next."""
-    return [(start + k) % n for k in range(n)]
-
-
 @dataclass
 class Ingested:
     chunks: int
@@ -149,6 +99,56 @@ class Config:
     retrieval: str
     search: Search
     ingest: Ingested | None
+
+
+# -- measurement helpers ---------------------------------------------------------------------------
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
+    """Run ``fn`` once; return its result and the wall time in seconds."""
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
+    """p50 and p95 of per-call wall times, in milliseconds."""
+    ms = np.asarray(seconds, dtype=np.float64) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (Linux ``/proc/stat``); None elsewhere."""
+    try:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = ticks
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def rank_of(sources: Sequence[str], relevant: str) -> int | None:
+    """1-based rank of the relevant file among the distinct source files, in ranking order."""
+    files = list(dict.fromkeys(Path(s).name for s in sources))[:K]
+    return files.index(relevant) + 1 if relevant in files else None
+
+
+def rotated(n: int, start: int) -> list[int]:
+    """``0..n-1`` starting at ``start % n``: who goes first changes from one question to the next."""
+    return [(start + k) % n for k in range(n)]
+
+
+def ingest_alternating(runs: dict[str, IngestRun], repeats: int) -> dict[str, tuple[Any, Ingested]]:
+    """Time each pipeline's ingest ``repeats`` times, in alternating order (AB, BA, AB, ...), so that a
+    slow spell on a shared machine does not fall on one pipeline only. Keeps the last run's handle."""
+    names = list(runs)
+    handles: dict[str, Any] = {}
+    chunks: dict[str, int] = {}
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            (handles[name], chunks[name]), seconds = timed(lambda: runs[name](r))
+            samples[name].append(seconds)
+            log(f"{name}: ingest {r + 1}/{repeats}: {chunks[name]} chunks in {seconds:.1f} s")
+    return {name: (handles[name], Ingested(chunks[name], samples[name])) for name in names}
 
 
 def evaluate(configs: Sequence[Config], questions: Sequence[Question], paragraphs: Sequence[Paragraph]) -> list[QueryStats]:

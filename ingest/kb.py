@@ -141,6 +141,13 @@ class KnowledgeBase:
             mode=s.retrieval_mode, bm25_weight=s.bm25_weight, dense_weight=s.dense_weight,
         )
 
+    def as_langchain_retriever(self, settings: Settings | None = None):
+        """This knowledge base as a LangChain retriever (hybrid search, relevance floor applied)."""
+        from retrieval.langchain import ZhiwenRetriever
+
+        s = settings or self.settings
+        return ZhiwenRetriever(retriever=self.retriever(s), top_k=s.top_k, relevance_floor=s.relevance_floor)
+
     # -- info --------------------------------------------------------------------------------------
     def info(self) -> KnowledgeBaseInfo:
         n_docs, n_chunks = self.catalog.counts()

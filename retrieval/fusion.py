@@ -7,22 +7,20 @@ normalised cosine kept it and added recall. RRF stays available for comparison.
 
 from __future__ import annotations
 
-import numpy as np
-
-
 def weighted_fusion(
     bm25: dict[int, float], dense: dict[int, float], bm25_weight: float, dense_weight: float
 ) -> dict[int, float]:
     """bm25_weight · bm25/max(bm25) + dense_weight · min-max(cosine), over the union of candidates."""
-    ids = set(bm25) | set(dense)
     top_bm25 = max(bm25.values(), default=0.0)
-    cos = np.array([dense.get(i, 0.0) for i in ids], dtype=np.float64) if ids else np.zeros(0)
-    lo, hi = (float(cos.min()), float(cos.max())) if len(cos) else (0.0, 0.0)
+    lo, hi = min(dense.values(), default=0.0), max(dense.values(), default=0.0)
     span = hi - lo
     fused = {}
-    for i in ids:
+    for i in set(bm25) | set(dense):
         b = bm25.get(i, 0.0) / top_bm25 if top_bm25 > 0 else 0.0
-        d = (dense[i] - lo) / span if (i in dense and span > 0) else (1.0 if i in dense and dense else 0.0)
+        if i not in dense:
+            d = 0.0
+        else:
+            d = (dense[i] - lo) / span if span > 0 else 1.0
         fused[i] = bm25_weight * b + dense_weight * d
     return fused
 
