@@ -15,14 +15,19 @@ Pipelines
   ``FAISS.from_documents`` then ``save_local``; queries through ``similarity_search(q, k=5)``.
 
 Measured
-- ingest seconds: the whole folder, end to end (zhiwen: discover, load, clean, chunk, tokenise, embed,
-  catalogue writes, index save; LangChain: load, split, embed, index, save);
+- ingest seconds: the whole folder, end to end, into a fresh index persisted to disk (zhiwen: discover,
+  load, clean, chunk, tokenise, embed, catalogue writes, index save; LangChain: load, split, embed,
+  index, save). Each pipeline ingests ``--repeats`` times (default 2) in alternating order (AB, BA)
+  and the fastest run is reported: on a shared machine other load only ever adds time;
 - chunks/s and paragraphs/s: the pipelines chunk differently (~300 vs up to 500 characters), so
   paragraphs/s is the fairer throughput figure;
-- query latency p50/p95 in ms over N sampled questions (the retriever/vector store is built once and
-  one untimed warm-up query runs first; only the search call is timed);
+- query latency p50/p95 in ms over N sampled questions: each retriever/vector store is built once and
+  gets one untimed warm-up query; only the search call is timed, and the four configurations take
+  turns on each question so bursts of outside load hit them alike;
 - paragraph-level recall@5 and MRR@5: the top-5 chunks are reduced to their source files in ranking
-  order (duplicates dropped); a file is relevant when it is the question's paragraph.
+  order (duplicates dropped); a file is relevant when it is the question's paragraph;
+- how busy other processes kept the machine during the run (from ``/proc/stat``), to read the
+  timings against.
 
 Reproduce (from the repository root, with the virtualenv active)::
 
@@ -43,9 +48,10 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -86,7 +92,7 @@ class QueryStats:
     mrr_at_5: float
 
     @classmethod
-    def of(cls, seconds: Sequence[float], ranks: Sequence[int | None]) -> "QueryStats":
+    def of(cls, seconds: Sequence[float], ranks: Sequence[int | None]) -> QueryStats:
         found = [r for r in ranks if r is not None]
         return cls(**latency_summary(seconds), recall_at_5=len(found) / len(ranks), mrr_at_5=sum(1 / r for r in found) / len(ranks))
 
@@ -102,10 +108,10 @@ class Config:
 
 
 # -- measurement helpers ---------------------------------------------------------------------------
-def timed(fn: Callable[[], T]) -> tuple[T, float]:
-    """Run ``fn`` once; return its result and the wall time in seconds."""
+def timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """Call ``fn(*args)`` once; return its result and the wall time in seconds."""
     start = time.perf_counter()
-    result = fn()
+    result = fn(*args)
     return result, time.perf_counter() - start
 
 
@@ -145,7 +151,7 @@ def ingest_alternating(runs: dict[str, IngestRun], repeats: int) -> dict[str, tu
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
         for name in names if r % 2 == 0 else names[::-1]:
-            (handles[name], chunks[name]), seconds = timed(lambda: runs[name](r))
+            (handles[name], chunks[name]), seconds = timed(runs[name], r)
             samples[name].append(seconds)
             log(f"{name}: ingest {r + 1}/{repeats}: {chunks[name]} chunks in {seconds:.1f} s")
     return {name: (handles[name], Ingested(chunks[name], samples[name])) for name in names}
@@ -164,12 +170,12 @@ def evaluate(configs: Sequence[Config], questions: Sequence[Question], paragraph
     for i, q in enumerate(questions):
         relevant = paragraphs[q.paragraph].filename
         for j in rotated(len(configs), i):
-            sources, elapsed = timed(lambda: configs[j].search(q.text))
+            sources, elapsed = timed(configs[j].search, q.text)
             seconds[j].append(elapsed)
             ranks[j].append(rank_of(sources, relevant))
         if (i + 1) % 100 == 0 or i + 1 == len(questions):
             log(f"queries: {i + 1}/{len(questions)} x {len(configs)} configs")
-    return [QueryStats.of(s, r) for s, r in zip(seconds, ranks)]
+    return [QueryStats.of(s, r) for s, r in zip(seconds, ranks, strict=True)]
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -293,17 +299,17 @@ def langchain_search(store: Any) -> Search:
 # -- main ------------------------------------------------------------------------------------------
 def notes(args: argparse.Namespace, s: Any, paragraphs: Sequence[Paragraph], questions: Sequence[Question]) -> list[str]:
     return [
-        f"Corpus: {args.data.name}, {len(paragraphs)} paragraphs as Markdown files; "
-        f"{len(questions)} questions sampled with seed {args.seed}.",
-        f"zhiwen: chunk_size={s.chunk_size} jieba tokens, chunk_overlap={s.chunk_overlap}; hybrid = "
-        f"{s.bm25_weight} x BM25 + {s.dense_weight} x cosine. The bm25/dense rows query the hybrid row's knowledge base.",
-        f"LangChain: TextLoader + RecursiveCharacterTextSplitter(chunk_size={LC_CHUNK_SIZE}, "
-        f"chunk_overlap={LC_CHUNK_OVERLAP}) characters + FAISS.from_documents + save_local; similarity_search(k={K}).",
-        f"Both: embedder {s.embedding_model} (same instance, loaded and warmed before timing). Ingest: the whole folder "
-        f"into a fresh index persisted to disk, best of {args.repeats} runs in alternating order; paragraphs/s is "
-        "the fair throughput figure (the pipelines' chunk sizes differ).",
-        f"Queries: the four configs take turns on each question; recall@{K} / MRR@{K} at paragraph level "
-        f"(top-{K} chunks reduced to distinct source files in ranking order).",
+        (f"Corpus: {args.data.name}, {len(paragraphs)} paragraphs as Markdown files; "
+         f"{len(questions)} questions sampled with seed {args.seed}."),
+        (f"zhiwen: chunk_size={s.chunk_size} jieba tokens, chunk_overlap={s.chunk_overlap}; hybrid = {s.bm25_weight} x BM25 "
+         f"+ {s.dense_weight} x cosine. The bm25/dense rows query the hybrid row's knowledge base."),
+        (f"LangChain: TextLoader + RecursiveCharacterTextSplitter(chunk_size={LC_CHUNK_SIZE}, chunk_overlap={LC_CHUNK_OVERLAP}) "
+         f"characters + FAISS.from_documents + save_local; similarity_search(k={K})."),
+        (f"Both: embedder {s.embedding_model} (same instance, loaded and warmed before timing). Ingest: the whole folder into "
+         f"a fresh index persisted to disk, best of {args.repeats} runs in alternating order; paragraphs/s is the fair "
+         "throughput figure (the pipelines' chunk sizes differ)."),
+        (f"Queries: the four configs take turns on each question; recall@{K} / MRR@{K} at paragraph level "
+         f"(top-{K} chunks reduced to distinct source files in ranking order)."),
     ]
 
 
@@ -353,7 +359,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], Any, list[Paragraph], list
         with KnowledgeBase.open(KB_NAME, settings) as kb:
             configs = [*zhiwen_configs(kb, settings, zhiwen), Config("LangChain", "dense (FAISS)", langchain_search(store), langchain)]
             stats = evaluate(configs, questions, paragraphs)
-    rows = [Row(c.pipeline, c.retrieval, len(paragraphs), c.ingest, s) for c, s in zip(configs, stats)]
+    rows = [Row(c.pipeline, c.retrieval, len(paragraphs), c.ingest, s) for c, s in zip(configs, stats, strict=True)]
     return rows, settings, paragraphs, questions
 
 

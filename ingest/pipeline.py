@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -55,7 +57,8 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[SourceFile], list[Ingest
             found.append(SourceFile(path, str(raw)))
         else:
             missing.append(IngestResult(source=str(raw), status="failed", reason="文件不存在 (no such file or folder)"))
-    return found, missing
+    unique = list({f.source: f for f in found}.values())  # a path given twice is ingested once
+    return unique, missing
 
 
 def index_text(title: str, heading_path: list[str], text: str) -> str:
@@ -87,7 +90,22 @@ class _IndexWriter:
         self.dirty = False
 
 
-def ingest_file(kb: KnowledgeBase, file: SourceFile, writer: _IndexWriter) -> IngestResult:
+@dataclass
+class PreparedDocument:
+    """A file loaded, cleaned, chunked and tokenised: everything but the embeddings."""
+
+    document: Document
+    text: str
+    page_spans: list[tuple[int, int, int]]
+    chunks: list[Chunk]
+    index_texts: list[str]
+    tokens: list[list[str]]
+    replaces: bool  # a document with this source existed (status "updated")
+
+
+def prepare_file(kb: KnowledgeBase, file: SourceFile, in_flight: dict[str, str]) -> PreparedDocument | IngestResult:
+    """Load → clean → chunk → tokenise, or the reason there is nothing to embed (unchanged, duplicate).
+    ``in_flight`` maps doc ids prepared but not yet committed to their sources, for duplicate checks."""
     settings = kb.settings
     try:
         raw = file.path.read_bytes()
@@ -108,10 +126,11 @@ def ingest_file(kb: KnowledgeBase, file: SourceFile, writer: _IndexWriter) -> In
         kb.catalog.touch_content_hash(file.source, content_hash, len(raw))
         return IngestResult(source=file.source, status="unchanged", n_chunks=existing.n_chunks, doc_id=doc_id)
     twin = kb.catalog.document_by_id(doc_id)
-    if twin is not None and twin.source != file.source:
+    twin_source = in_flight.get(doc_id) or (twin.source if twin is not None else None)
+    if twin_source is not None and twin_source != file.source:
         return IngestResult(
             source=file.source, status="duplicate", doc_id=doc_id,
-            reason=f"内容与已导入的 {twin.source} 相同，已跳过 (same content as {twin.source})",
+            reason=f"内容与已导入的 {twin_source} 相同，已跳过 (same content as {twin_source})",
         )
 
     spans = chunk_text(cleaned.text, cleaned.page_spans, settings.chunk_size, settings.chunk_overlap, paged=loaded.paged)
@@ -123,16 +142,21 @@ def ingest_file(kb: KnowledgeBase, file: SourceFile, writer: _IndexWriter) -> In
         for i, s in enumerate(spans)
     ]
     texts = [index_text(loaded.title, c.heading_path, c.text) for c in chunks]
-    tokens = [search_tokens(t) for t in texts]
-    embeddings, hashes = _embed_with_reuse(kb, texts)
     document = Document(
         id=doc_id, source=file.source, title=loaded.title, mime=loaded.mime, pages=len(loaded.pages),
         ingested_at=utcnow(), content_hash=content_hash, size_bytes=len(raw), n_chunks=len(chunks),
         metadata=loaded.metadata,
     )
-    added, removed = kb.catalog.replace_document(document, cleaned.text, cleaned.page_spans, chunks, tokens, hashes, embeddings)
+    return PreparedDocument(document, cleaned.text, cleaned.page_spans, chunks, texts, [search_tokens(t) for t in texts], existing is not None)
+
+
+def commit_prepared(kb: KnowledgeBase, p: PreparedDocument, embedded: tuple[np.ndarray, list[str]], writer: _IndexWriter) -> IngestResult:
+    embeddings, hashes = embedded
+    added, removed = kb.catalog.replace_document(p.document, p.text, p.page_spans, p.chunks, p.tokens, hashes, embeddings)
     writer.apply(added, removed, embeddings)
-    return IngestResult(source=file.source, status="updated" if existing else "indexed", n_chunks=len(chunks), doc_id=doc_id)
+    return IngestResult(
+        source=p.document.source, status="updated" if p.replaces else "indexed", n_chunks=len(p.chunks), doc_id=p.document.id
+    )
 
 
 def _embed_with_reuse(kb: KnowledgeBase, texts: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -153,6 +177,13 @@ def _embed_with_reuse(kb: KnowledgeBase, texts: list[str]) -> tuple[np.ndarray, 
     return out, hashes
 
 
+def _failure(source: str, exc: Exception) -> IngestResult:
+    if isinstance(exc, LoadError):
+        return IngestResult(source=source, status="failed", reason=exc.reason + (f"（{exc.hint}）" if exc.hint else ""))
+    log.exception("ingest failed for %s", source, exc_info=exc)
+    return IngestResult(source=source, status="failed", reason=f"内部错误 (internal error): {type(exc).__name__}: {exc}")
+
+
 def ingest_paths(
     paths: Iterable[str | Path],
     kb_name: str,
@@ -160,26 +191,53 @@ def ingest_paths(
     on_progress: ProgressCallback | None = None,
 ) -> list[IngestResult]:
     """Ingest files and folders into a knowledge base (created if needed). Never raises for one bad
-    file: every file gets an IngestResult, failures carry the reason."""
+    file: every file gets an IngestResult, failures carry the reason.
+
+    Two stages overlap: while a worker thread embeds file k (numpy, outside the GIL), the main thread
+    loads, cleans, chunks and tokenises file k+1 (Python, jieba). Files are committed in order."""
     files, results = discover(paths)
     total = len(files) + len(results)
+
+    def report(result: IngestResult) -> None:
+        results.append(result)
+        if on_progress:
+            on_progress(result, len(results), total)
+
     for i, r in enumerate(results):
         if on_progress:
             on_progress(r, i + 1, total)
     with KnowledgeBase.open(kb_name, settings, create=True) as kb, kb.write_lock:
         writer = _IndexWriter(kb)
+        queue: deque[tuple[str, PreparedDocument | IngestResult, Future | None]] = deque()
+        in_flight: dict[str, str] = {}
+
+        def finish_oldest() -> None:
+            source, outcome, future = queue.popleft()
+            if future is None:
+                report(outcome)
+                return
+            in_flight.pop(outcome.document.id, None)
+            try:
+                report(commit_prepared(kb, outcome, future.result(), writer))
+            except Exception as exc:  # one broken file must not stop the batch
+                report(_failure(source, exc))
+
         try:
-            for file in files:
-                try:
-                    result = ingest_file(kb, file, writer)
-                except LoadError as exc:
-                    result = IngestResult(source=file.source, status="failed", reason=str(exc.reason) + (f"（{exc.hint}）" if exc.hint else ""))
-                except Exception as exc:  # one broken file must not stop the batch
-                    log.exception("ingest failed for %s", file.source)
-                    result = IngestResult(source=file.source, status="failed", reason=f"内部错误 (internal error): {type(exc).__name__}: {exc}")
-                results.append(result)
-                if on_progress:
-                    on_progress(result, len(results), total)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zhiwen-embed") as pool:
+                for file in files:
+                    try:
+                        outcome = prepare_file(kb, file, in_flight)
+                    except Exception as exc:
+                        outcome = _failure(file.source, exc)
+                    if isinstance(outcome, PreparedDocument):
+                        in_flight[outcome.document.id] = file.source
+                        queue.append((file.source, outcome, pool.submit(_embed_with_reuse, kb, outcome.index_texts)))
+                    else:
+                        queue.append((file.source, outcome, None))
+                    while len(queue) > 1:
+                        finish_oldest()
+                while queue:
+                    finish_oldest()
         finally:
             writer.commit()
     return results

