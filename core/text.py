@@ -95,6 +95,11 @@ def stop_words() -> frozenset[str]:
 _WORDLIKE_RE = re.compile(rf"[\w{_CJK}]", re.UNICODE)
 
 
+def word_spans(text: str) -> Iterator[tuple[str, int, int]]:
+    """jieba words with their (start, end) offsets in ``text``."""
+    return _jieba().tokenize(text)
+
+
 def count_tokens(text: str) -> int:
     """Chunk sizes are counted in jieba tokens: Chinese words, English words, numbers, punctuation marks
     (whitespace excluded). Roughly 1.5 Chinese characters per token."""

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from core.settings import load_settings
-from eval.cmrc import DEFAULT_CMRC_DEV, load_paragraphs
+from eval.cmrc import DEFAULT_CMRC_DEV, load_paragraphs, write_markdown
 from ingest.kb import KnowledgeBase
 from ingest.pipeline import ingest_paths
 
@@ -41,10 +41,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
-        corpus.mkdir()
-        for p in paragraphs:
-            if p.index in indexed:
-                (corpus / p.filename).write_text(p.markdown(), encoding="utf-8")
+        write_markdown([p for p in paragraphs if p.index in indexed], corpus)
         settings = load_settings(data_dir=Path(tmp) / "data")
         t0 = time.perf_counter()
         ingest_paths([corpus], "cmrc", settings)

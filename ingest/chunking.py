@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from core.text import _jieba, count_tokens, split_sentences
+from core.text import count_tokens, split_sentences, word_spans
 
 _HEADING_RE = re.compile(r"^(#{1,6})\s+(.+)$")
 
@@ -46,7 +46,7 @@ def _split_long(text: str, s: _Sentence, size: int) -> list[_Sentence]:
     """Cut an over-long sentence into windows of at most ``size`` jieba tokens, on word boundaries."""
     pieces: list[_Sentence] = []
     piece_start, n = s.start, 0
-    for word, w_start, w_end in _jieba().tokenize(text[s.start : s.end]):
+    for word, w_start, w_end in word_spans(text[s.start : s.end]):
         if word.isspace():
             continue
         if n >= size:
