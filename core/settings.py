@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -53,6 +53,29 @@ class Settings(BaseSettings):
     relevance_floor: float = Field(0.40, ge=0, le=1)
 
     extractive_max_sentences: int = Field(3, ge=1, le=10)
+
+    # The LLM: any OpenAI-compatible server (vLLM in production, llama.cpp's server on CPU).
+    # No base URL means "no LLM": answers are extractive.
+    llm_base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1
+    llm_model: str = "zhiwen"  # served model name; with vLLM --lora-modules, an adapter's name picks it
+    llm_api_key: SecretStr = SecretStr("EMPTY")
+    llm_temperature: float = Field(0.1, ge=0, le=2)
+    llm_max_tokens: int = Field(512, ge=1)
+    llm_timeout: float = Field(60.0, gt=0, description="seconds for a whole non-streamed answer")
+    llm_stream_idle_timeout: float = Field(20.0, gt=0, description="seconds without a streamed token")
+    llm_max_retries: int = Field(2, ge=0, le=10)
+    llm_fallback_extractive: bool = True  # LLM down/slow/garbage: answer extractively, marked as such
+    answer_cache_size: int = Field(256, ge=0)
+
+    # `zhiwen llm serve`
+    serve_backend: Literal["auto", "vllm", "llama-cpp"] = "auto"
+    serve_model: str | None = None  # HF model dir for vLLM; GGUF file for llama.cpp (default: bundled SmolLM2)
+    serve_host: str = "127.0.0.1"
+    serve_port: int = Field(8000, ge=1, le=65535)
+    serve_lora_modules: list[str] = Field(default_factory=list)  # ["name=adapters/name", ...]
+    serve_max_lora_rank: int = 64
+    serve_gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    serve_context_length: int = Field(4096, ge=512)
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "Settings":

@@ -1,0 +1,207 @@
+"""The RAG chain (LangChain LCEL): history + question → standalone question (only with history) →
+hybrid retrieval → numbered sources → LLM → [n] markers parsed → ``Answer``.
+
+Refusal happens before the prompt is built: when no passage clears the relevance floor, the LLM is
+never called. When the LLM fails (down, slow, garbage) the extractive answerer takes over, if allowed,
+and the answer says so in its mode and flags.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Literal
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.runnables import RunnableBranch, RunnableLambda, RunnablePassthrough
+
+from core.models import Answer, Hit
+from core.settings import Settings
+from llm.citations import parse_citations
+from llm.client import LLMUnavailable, make_chat_model
+from llm.extractive import extractive_answer
+from llm.prompts import ANSWER_PROMPT, CONDENSE_PROMPT, format_sources
+from llm.refusal import refusal_message
+from retrieval.retriever import HybridRetriever, RetrievalResult
+
+History = list[tuple[str, str]]  # (question, answer) turns, oldest first
+
+
+@dataclass
+class StreamEvent:
+    kind: Literal["token", "error", "answer"]
+    text: str = ""
+    answer: Answer | None = None
+
+
+class _CallCounter(BaseCallbackHandler):
+    """Counts chat-model calls, so an answer can say how many it cost (and tests can check none)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[BaseMessage]], **kwargs: Any) -> None:
+        self.calls += 1
+
+
+def history_messages(history: History) -> list[BaseMessage]:
+    messages: list[BaseMessage] = []
+    for q, a in history:
+        messages += [HumanMessage(q), AIMessage(a)]
+    return messages
+
+
+def _llm_errors() -> tuple[type[BaseException], ...]:
+    import httpx
+    import openai
+
+    return (openai.APIError, httpx.HTTPError, TimeoutError, ConnectionError)
+
+
+@dataclass
+class _Turn:
+    """State threaded through the chain for one question."""
+
+    question: str
+    history: History
+    standalone: str = ""
+    retrieval: RetrievalResult | None = None
+    relevant: list[Hit] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class RagChain:
+    def __init__(self, retriever: HybridRetriever, settings: Settings, chat_model: Any | None = None) -> None:
+        self.retriever = retriever
+        self.settings = settings
+        self.llm = chat_model if chat_model is not None else make_chat_model(settings)
+        self.condense_chain = CONDENSE_PROMPT | self.llm | StrOutputParser()
+        self.answer_chain = ANSWER_PROMPT | self.llm | StrOutputParser()
+        self.counter = _CallCounter()
+        self._config = {"callbacks": [self.counter]}
+        # The whole flow as one runnable; stream() reuses its parts to stream the answer's tokens.
+        self.chain = (
+            RunnableLambda(self._condense)
+            | RunnableLambda(self._retrieve)
+            | RunnableBranch(
+                (lambda turn: not turn.relevant, RunnableLambda(self._refuse)),
+                RunnableLambda(self._generate),
+            )
+        )
+
+    # -- steps -------------------------------------------------------------------------------------
+    def _condense(self, turn: _Turn) -> _Turn:
+        t0 = time.perf_counter()
+        turn.standalone = turn.question
+        if turn.history:
+            rewrite = ""
+            try:
+                rewrite = self.condense_chain.invoke(
+                    {"history": history_messages(turn.history), "question": turn.question}, config=self._config
+                )
+            except _llm_errors():
+                pass  # retrieval can still go on with the history-augmented fallback below
+            turn.standalone = _valid_rewrite(rewrite, turn.question) or f"{turn.history[-1][0]} {turn.question}"
+            turn.timings["condense"] = (time.perf_counter() - t0) * 1000
+        return turn
+
+    def _retrieve(self, turn: _Turn) -> _Turn:
+        turn.retrieval = self.retriever.search(turn.standalone, self.settings.top_k)
+        turn.timings.update(turn.retrieval.timings_ms)
+        turn.relevant = [h for h in turn.retrieval.hits if h.relevance >= self.settings.relevance_floor]
+        return turn
+
+    def _refuse(self, turn: _Turn) -> Answer:
+        return Answer(text=refusal_message(turn.question), refused=True, mode="llm", model=self.settings.llm_model)
+
+    def _prompt_input(self, turn: _Turn) -> dict[str, Any]:
+        return {"history": history_messages(turn.history), "sources": format_sources(turn.relevant), "question": turn.question}
+
+    def _generate(self, turn: _Turn) -> Answer:
+        t0 = time.perf_counter()
+        try:
+            text = self.answer_chain.invoke(self._prompt_input(turn), config=self._config)
+        except _llm_errors() as exc:
+            return self._fallback(turn, _describe(exc))
+        turn.timings["llm"] = (time.perf_counter() - t0) * 1000
+        return self._finish(turn, text)
+
+    def _finish(self, turn: _Turn, text: str) -> Answer:
+        if not text.strip():
+            return self._fallback(turn, "大模型返回了空回答 (empty answer)")
+        parsed = parse_citations(text, turn.relevant)
+        return Answer(
+            text=parsed.text, mode="llm", model=self.settings.llm_model, citations=parsed.citations,
+            flags={"dropped_markers": parsed.dropped_markers, "uncited": parsed.uncited},
+        )
+
+    def _fallback(self, turn: _Turn, reason: str) -> Answer:
+        if not self.settings.llm_fallback_extractive:
+            raise LLMUnavailable(self.settings.llm_base_url or "", reason)
+        answer = extractive_answer(turn.standalone, turn.relevant, self.settings.extractive_max_sentences, idf=self.retriever.bm25.idf)
+        answer.flags["llm_error"] = reason
+        return answer
+
+    # -- public ------------------------------------------------------------------------------------
+    def invoke(self, question: str, history: History | None = None) -> Answer:
+        t0 = time.perf_counter()
+        calls_before = self.counter.calls
+        turn = _Turn(question, history or [])
+        answer = self.chain.invoke(turn)
+        return self._stamp(answer, turn, t0, calls_before)
+
+    def stream(self, question: str, history: History | None = None) -> Iterator[StreamEvent]:
+        """Tokens as the server sends them, then one final ``answer`` event with the citations."""
+        t0 = time.perf_counter()
+        calls_before = self.counter.calls
+        turn = self._retrieve(self._condense(_Turn(question, history or [])))
+        if not turn.relevant:
+            answer = self._refuse(turn)
+            yield StreamEvent("token", answer.text)
+            yield StreamEvent("answer", answer=self._stamp(answer, turn, t0, calls_before))
+            return
+        parts: list[str] = []
+        try:
+            for token in self.answer_chain.stream(self._prompt_input(turn), config=self._config):
+                parts.append(token)
+                yield StreamEvent("token", token)
+        except _llm_errors() as exc:
+            reason = _describe(exc)
+            yield StreamEvent("error", reason)
+            answer = self._fallback(turn, reason)
+        else:
+            turn.timings["llm"] = (time.perf_counter() - t0) * 1000
+            answer = self._finish(turn, "".join(parts))
+        yield StreamEvent("answer", answer=self._stamp(answer, turn, t0, calls_before))
+
+    def _stamp(self, answer: Answer, turn: _Turn, t0: float, calls_before: int) -> Answer:
+        answer.timings_ms = {**turn.timings, **answer.timings_ms, "total": (time.perf_counter() - t0) * 1000}
+        answer.flags["llm_calls"] = self.counter.calls - calls_before
+        if turn.standalone != turn.question:
+            answer.flags["standalone_question"] = turn.standalone
+        if turn.retrieval is not None:
+            answer.flags["best_relevance"] = round(turn.retrieval.best_relevance, 4)
+        return answer
+
+
+def _valid_rewrite(rewrite: str, question: str) -> str | None:
+    """Small models ramble: keep a rewrite only if it is one plausible question."""
+    line = next((ln.strip() for ln in rewrite.strip().splitlines() if ln.strip()), "")
+    line = line.removeprefix("独立问题：").removeprefix("独立问题:").strip().strip('"“”')
+    if not line or len(line) > 3 * len(question) + 60:
+        return None
+    return line
+
+
+def _describe(exc: BaseException) -> str:
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return "请求超时 (timed out)"
+    if isinstance(exc, openai.APIConnectionError):
+        return f"无法连接或连接中断 (connection failed: {exc.__cause__ or exc})"
+    if isinstance(exc, openai.APIStatusError):
+        return f"服务返回错误 HTTP {exc.status_code}"
+    return f"{type(exc).__name__}: {exc}"
