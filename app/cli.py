@@ -83,31 +83,161 @@ def ingest(
         raise typer.Exit(1)
 
 
+def _print_citations(answer) -> None:
+    for c in answer.citations:
+        page = f" 第{c.page}页" if c.page else ""
+        quote = c.quote.replace("\n", " ")
+        console.print(f"[cyan][{c.n}][/] {escape(c.source)}{page}  [dim]{escape(quote[:120])}{'…' if len(quote) > 120 else ''}[/]")
+    mode = {"llm": f"LLM {answer.model or ''}".strip(), "extractive": "抽取式 extractive"}[answer.mode]
+    extra = " · 缓存 cached" if answer.flags.get("cached") else ""
+    console.print(f"[dim]{escape(mode)} · {answer.timings_ms.get('total', 0):.0f} ms{extra}[/]")
+
+
+def _warn_fallback(answer) -> None:
+    if answer.flags.get("llm_error"):
+        err.print(f"[yellow]大模型不可用，已改用抽取式回答 (LLM failed, extractive fallback): {escape(answer.flags['llm_error'])}[/]")
+
+
+def _stream_answer(question: str, kb: str, settings: Settings, history=None):
+    """Print tokens as they arrive; return the final Answer."""
+    from llm.answer import stream_ask
+
+    answer = None
+    for event in stream_ask(question, kb, settings, history=history):
+        if event.kind == "token":
+            console.print(escape(event.text), end="", highlight=False)
+        elif event.kind == "error":
+            console.print()
+            err.print(f"[yellow]大模型连接中断 (LLM stream failed): {escape(event.text)}[/]")
+        else:
+            answer = event.answer
+    console.print()
+    return answer
+
+
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="问题 (question)"),
     kb: Optional[str] = typer.Option(None, "--kb", help="知识库名称"),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="检索的段落数"),
+    model: Optional[str] = typer.Option(None, "--model", help="大模型或 LoRA 适配器名称 (served model name)"),
+    stream: bool = typer.Option(False, "--stream", help="边生成边输出 (stream tokens)"),
     as_json: bool = typer.Option(False, "--json", help="输出一个 JSON 对象"),
 ) -> None:
-    """向知识库提问，回答带 [n] 引用。"""
+    """向知识库提问，回答带编号引用 (answers cite their sources)。"""
     from llm.answer import ask as ask_question
 
-    settings = _settings(top_k=top_k)
+    settings = _settings(top_k=top_k, llm_model=model)
+    name = kb or settings.default_kb
     try:
-        answer = ask_question(question, kb or settings.default_kb, settings)
+        if stream and not as_json:
+            answer = _stream_answer(question, name, settings)
+            if answer.flags.get("llm_error"):
+                console.print(f"[bold]{escape(answer.text)}[/]")
+        else:
+            answer = ask_question(question, name, settings)
     except ZhiwenError as exc:
         _fail(exc)
+    _warn_fallback(answer)
     if as_json:
         typer.echo(json.dumps(answer.to_public_json(), ensure_ascii=False))
         return
-    style = "yellow" if answer.refused else "bold"
-    console.print(f"[{style}]{escape(answer.text)}[/]")
-    for c in answer.citations:
-        page = f" 第{c.page}页" if c.page else ""
-        quote = c.quote.replace("\n", " ")
-        console.print(f"[cyan][{c.n}][/] {escape(c.source)}{page}  [dim]{escape(quote[:120])}{'…' if len(quote) > 120 else ''}[/]")
-    console.print(f"[dim]{answer.mode} · {answer.timings_ms.get('total', 0):.0f} ms[/]")
+    if not stream:
+        style = "yellow" if answer.refused else "bold"
+        console.print(f"[{style}]{escape(answer.text)}[/]")
+    _print_citations(answer)
+
+
+@app.command()
+def chat(
+    kb: Optional[str] = typer.Option(None, "--kb", help="知识库名称"),
+    model: Optional[str] = typer.Option(None, "--model", help="大模型或 LoRA 适配器名称"),
+) -> None:
+    """多轮对话：追问会结合上文（输入 /new 开始新对话，/exit 或 Ctrl-D 退出）。"""
+    settings = _settings(llm_model=model)
+    name = kb or settings.default_kb
+    history: list[tuple[str, str]] = []
+    console.print(f"知问 · 知识库 [bold]{escape(name)}[/]（/new 新对话，/exit 退出）")
+    while True:
+        try:
+            question = console.input("[bold green]问> [/]").strip()
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            return
+        if not question:
+            continue
+        if question in ("/exit", "/quit"):
+            return
+        if question == "/new":
+            history = []
+            console.print("[dim]已开始新对话[/]")
+            continue
+        try:
+            answer = _stream_answer(question, name, settings, history=history)
+        except ZhiwenError as exc:
+            err.print(f"[bold red]错误:[/] {escape(str(exc))}")
+            continue
+        if answer.flags.get("llm_error"):
+            console.print(f"[bold]{escape(answer.text)}[/]")
+        _warn_fallback(answer)
+        _print_citations(answer)
+        if not answer.refused:
+            history.append((question, answer.text))
+
+
+llm_app = typer.Typer(help="大模型服务 (LLM server)", no_args_is_help=True)
+app.add_typer(llm_app, name="llm")
+
+
+@llm_app.command("serve")
+def llm_serve(
+    backend: Optional[str] = typer.Option(None, help="auto | vllm | llama-cpp"),
+    model: Optional[str] = typer.Option(None, "--model", help="vLLM: 基础模型目录；llama-cpp: GGUF 文件"),
+    host: Optional[str] = typer.Option(None),
+    port: Optional[int] = typer.Option(None),
+    lora: Optional[list[str]] = typer.Option(None, "--lora", help="LoRA 适配器 name=path，可重复"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="只打印将要执行的命令"),
+) -> None:
+    """启动 OpenAI 兼容的大模型服务：GPU 上用 vLLM（--enable-lora），CPU 上用 llama.cpp。"""
+    import subprocess
+
+    from llm.serve import BackendUnavailable, build_command, wait_until_healthy
+
+    settings = _settings(serve_backend=backend, serve_model=model, serve_host=host, serve_port=port, serve_lora_modules=lora or None)
+    try:
+        command = build_command(settings)
+    except BackendUnavailable as exc:
+        _fail(exc)
+    err.print(f"[dim]{escape(' '.join(command.argv))}[/]")
+    if dry_run:
+        return
+    process = subprocess.Popen(command.argv)
+    try:
+        models = wait_until_healthy(command.base_url, process, timeout=600 if command.backend == "vllm" else 120)
+        err.print(f"[green]就绪 (ready)[/]: {command.base_url}  models: {', '.join(models)}")
+        err.print(f"[dim]export ZHIWEN_LLM_BASE_URL={command.base_url} ZHIWEN_LLM_MODEL={command.model}[/]")
+        raise typer.Exit(process.wait())
+    except BackendUnavailable as exc:
+        process.terminate()
+        _fail(exc)
+    except KeyboardInterrupt:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@llm_app.command("health")
+def llm_health(base_url: Optional[str] = typer.Option(None, "--base-url")) -> None:
+    """检查大模型服务是否可用，列出它提供的模型。"""
+    from llm.serve import BackendUnavailable, health
+
+    settings = _settings()
+    url = base_url or settings.llm_base_url
+    if not url:
+        _fail(ZhiwenError("没有配置 ZHIWEN_LLM_BASE_URL (no LLM configured)"))
+    try:
+        console.print("\n".join(health(url)))
+    except BackendUnavailable as exc:
+        _fail(exc)
 
 
 @kb_app.command("list")

@@ -183,6 +183,7 @@ class RagChain:
             answer.flags["standalone_question"] = turn.standalone
         if turn.retrieval is not None:
             answer.flags["best_relevance"] = round(turn.retrieval.best_relevance, 4)
+            answer.flags["retrieved"] = [h.chunk.id for h in turn.retrieval.hits]
         return answer
 
 

@@ -35,7 +35,10 @@ def make_chat_model(settings: Settings, model: str | None = None):
         api_key=settings.llm_api_key,
         model=model or settings.llm_model,
         temperature=settings.llm_temperature,
-        max_tokens=settings.llm_max_tokens,
+        # Sent as the classic `max_tokens` field: langchain-openai renames its own max_tokens to
+        # `max_completion_tokens`, which vLLM accepts but llama.cpp's server silently ignores (it then
+        # generates until the context is full).
+        extra_body={"max_tokens": settings.llm_max_tokens},
         timeout=timeout,
         max_retries=settings.llm_max_retries,
     )
