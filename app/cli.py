@@ -96,6 +96,10 @@ def _print_citations(answer) -> None:
 def _warn_fallback(answer) -> None:
     if answer.flags.get("llm_error"):
         err.print(f"[yellow]大模型不可用，已改用抽取式回答 (LLM failed, extractive fallback): {escape(answer.flags['llm_error'])}[/]")
+    if answer.flags.get("uncited"):
+        err.print("[yellow]注意：回答没有引用任何资料，请核对 (the answer cites no source: verify it)[/]")
+    if answer.flags.get("dropped_markers"):
+        err.print(f"[dim]已删除 {answer.flags['dropped_markers']} 个无效引用标记 (invalid [n] markers removed)[/]")
 
 
 def _stream_answer(question: str, kb: str, settings: Settings, history=None):

@@ -91,3 +91,12 @@ def test_rm_whole_kb(kb_dir):
     run(["ingest", str(SAMPLES / "常见问题.csv"), "--kb", "temp"], data)
     assert run(["kb", "rm", "temp"], data).returncode == 0
     assert all(k["name"] != "temp" for k in json.loads(run(["kb", "list", "--json"], data).stdout))
+
+
+def test_chat_follows_the_conversation_and_starts_over(kb_dir):
+    data, _ = kb_dir
+    script = "知问网关的性能怎么样？\n它的延迟是多少?\n/new\n/exit\n"
+    result = run(["chat", "--kb", "demo"], data, input=script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("知问网关产品说明.html") >= 2, "both turns cite the gateway document"
+    assert "已开始新对话" in result.stdout

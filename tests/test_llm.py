@@ -158,3 +158,22 @@ def test_chain_drops_markers_the_llm_invents(kb_settings):
     answer = ask("一线城市住宿标准是多少？", "kb", kb_settings.model_copy(update={"answer_cache_size": 0}), chat_model=fake)
     assert "[9]" not in answer.text and answer.flags["dropped_markers"] == 1
     assert answer.citations[0].n == 1
+
+
+def test_cli_streams_and_reports_mode_and_model(server, kb_settings):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "ZHIWEN_DATA_DIR": str(kb_settings.data_dir), "ZHIWEN_LLM_BASE_URL": server.base_url,
+           "ZHIWEN_LLM_MAX_TOKENS": "48", "ZHIWEN_LLM_TEMPERATURE": "0"}
+    zhiwen = str(Path(sys.executable).parent / "zhiwen")
+    out = subprocess.run([zhiwen, "ask", "知问网关的P99延迟是多少？", "--kb", "kb", "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout)
+    assert payload["mode"] == "llm" and payload["model"] == "zhiwen" and payload["answer"]
+    streamed = subprocess.run([zhiwen, "ask", "知问网关的P99延迟是多少？", "--kb", "kb", "--stream"], capture_output=True, text=True, env=env, timeout=120)
+    assert streamed.returncode == 0, streamed.stderr
+    assert "LLM zhiwen" in streamed.stdout
