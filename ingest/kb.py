@@ -14,7 +14,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from core.errors import InvalidName, KnowledgeBaseNotFound
 from core.models import KnowledgeBaseInfo
@@ -85,7 +85,9 @@ class KnowledgeBase:
         """Indexes that reflect the current catalogue version: loaded, or rebuilt when stale."""
         version = self.catalog.version()
         with self._index_lock:
-            if self._indexes is not None and self._indexes[0] == version:
+            if self._indexes is not None and (self._indexes[0] == version or self._writer_active()):
+                # Mid-ingest, keep serving the last consistent snapshot: the writer saves fresh
+                # indexes when its batch ends, and rebuilding after every file would cost O(N) each.
                 return self._indexes[1], self._indexes[2]
             _, n_chunks = self.catalog.counts()
             vectors = self._load_faiss(version, n_chunks)
@@ -95,6 +97,17 @@ class KnowledgeBase:
                 self._save(vectors, bm25, version)
             self._indexes = (version, vectors, bm25)
             return vectors, bm25
+
+    def _writer_active(self) -> bool:
+        """Whether another KnowledgeBase (in any process) holds the write lock right now."""
+        if self.write_lock.is_locked:
+            return False  # we are the writer
+        try:
+            self.write_lock.acquire(timeout=0)
+        except Timeout:
+            return True
+        self.write_lock.release()
+        return False
 
     def _load_faiss(self, version: int, n_chunks: int) -> FaissStore | None:
         loaded = FaissStore.load(self.dir / FAISS_FILE)
@@ -161,6 +174,31 @@ class KnowledgeBase:
         )
 
 
+_shared: dict[tuple[str, str], KnowledgeBase] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_kb(name: str, settings: Settings) -> KnowledgeBase:
+    """A long-lived reader for servers (UI, API) and repeated asks: indexes stay in memory between
+    questions and are reloaded only when the catalogue version moves. Never close it yourself."""
+    key = (str(settings.kbs_dir.resolve()), validate_name(name))
+    with _shared_lock:
+        kb = _shared.get(key)
+        if kb is None or not (kb.dir / CATALOG_FILE).exists():
+            if kb is not None:
+                kb.close()
+            kb = KnowledgeBase.open(name, settings)
+            _shared[key] = kb
+        return kb
+
+
+def _forget_shared(name: str, settings: Settings) -> None:
+    with _shared_lock:
+        kb = _shared.pop((str(settings.kbs_dir.resolve()), name), None)
+    if kb is not None:
+        kb.close()
+
+
 def list_kbs(settings: Settings) -> list[KnowledgeBaseInfo]:
     root = settings.kbs_dir
     if not root.exists():
@@ -177,6 +215,7 @@ def delete_kb(name: str, settings: Settings) -> None:
     directory = settings.kbs_dir / validate_name(name)
     if not (directory / CATALOG_FILE).exists():
         raise KnowledgeBaseNotFound(name)
+    _forget_shared(name, settings)
     with FileLock(str(directory / ".write.lock")):
         trash = directory.with_name(f".{name}.deleting")
         directory.rename(trash)  # atomic: the name disappears at once, then the files go

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from core.models import Answer
 from core.settings import Settings
-from ingest.kb import KnowledgeBase
+from ingest.kb import shared_kb
 from llm.cache import AnswerCache, cache_key
 from llm.chain import History, RagChain, StreamEvent
 from llm.extractive import extractive_answer
@@ -73,16 +73,16 @@ def ask(
     settings = _with_overrides(settings, top_k)
     history = history or []
     cache = answer_cache(settings)
-    with KnowledgeBase.open(kb_name, settings) as kb:
-        key = cache_key(str(kb.dir), kb.catalog.version(), question, history, settings)
-        cached = _from_cache(cache, key)
-        if cached is not None:
-            return cached
-        retriever = kb.retriever(settings)
-        if settings.llm_base_url or chat_model is not None:
-            answer = RagChain(retriever, settings, chat_model).invoke(question, history)
-        else:
-            answer = extractive_ask(retriever, question, settings, history)
+    kb = shared_kb(kb_name, settings)
+    key = cache_key(str(kb.dir), kb.catalog.version(), question, history, settings)
+    cached = _from_cache(cache, key)
+    if cached is not None:
+        return cached
+    retriever = kb.retriever(settings)
+    if settings.llm_base_url or chat_model is not None:
+        answer = RagChain(retriever, settings, chat_model).invoke(question, history)
+    else:
+        answer = extractive_ask(retriever, question, settings, history)
     if _cacheable(answer):
         cache.put(key, answer)
     return answer
@@ -100,22 +100,22 @@ def stream_ask(
     settings = _with_overrides(settings, top_k)
     history = history or []
     cache = answer_cache(settings)
-    with KnowledgeBase.open(kb_name, settings) as kb:
-        key = cache_key(str(kb.dir), kb.catalog.version(), question, history, settings)
-        answer = _from_cache(cache, key)
-        if answer is None:
-            retriever = kb.retriever(settings)
-            if settings.llm_base_url or chat_model is not None:
-                for event in RagChain(retriever, settings, chat_model).stream(question, history):
-                    if event.kind != "answer":
-                        yield event
-                    else:
-                        answer = event.answer
-            else:
-                answer = extractive_ask(retriever, question, settings, history)
-                yield StreamEvent("token", answer.text)
-            if answer is not None and _cacheable(answer):
-                cache.put(key, answer)
+    kb = shared_kb(kb_name, settings)
+    key = cache_key(str(kb.dir), kb.catalog.version(), question, history, settings)
+    answer = _from_cache(cache, key)
+    if answer is not None:
+        yield StreamEvent("token", answer.text)
+    else:
+        retriever = kb.retriever(settings)
+        if settings.llm_base_url or chat_model is not None:
+            for event in RagChain(retriever, settings, chat_model).stream(question, history):
+                if event.kind != "answer":
+                    yield event
+                else:
+                    answer = event.answer
         else:
+            answer = extractive_ask(retriever, question, settings, history)
             yield StreamEvent("token", answer.text)
+        if answer is not None and _cacheable(answer):
+            cache.put(key, answer)
     yield StreamEvent("answer", answer=answer)

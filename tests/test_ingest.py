@@ -217,3 +217,23 @@ def test_edited_document_reuses_embeddings_of_unchanged_chunks(settings, tmp_pat
     write(doc, doc.read_text(encoding="utf-8").replace("第3节规定每晚不超过300元", "第3节规定每晚不超过350元"))
     ingest_paths([doc], "kb", settings)
     assert len(embedded) == 1 and "350元" in embedded[0]
+
+
+def test_readers_keep_a_consistent_snapshot_while_a_writer_is_busy(settings, tmp_path):
+    from ingest.kb import shared_kb
+    from ingest.pipeline import SourceFile, _embed_with_reuse, _IndexWriter, commit_prepared, prepare_file
+
+    write(tmp_path / "d1" / "一.md", "一线城市每晚不超过600元。")
+    ingest_paths([tmp_path / "d1"], "kb", settings)
+    reader = shared_kb("kb", settings)
+    assert reader.retriever().search("一线城市住宿", 1).hits
+    with KnowledgeBase.open("kb", settings) as writer, writer.write_lock:
+        f = write(tmp_path / "d2" / "二.md", "资安事件须于1小时内通报资讯安全部。")
+        prepared = prepare_file(writer, SourceFile(f, str(f)), {})
+        commit_prepared(writer, prepared, _embed_with_reuse(writer, prepared.index_texts), _IndexWriter(writer))
+        # the catalogue moved on, the index files did not: the reader serves its old snapshot
+        vectors, bm25 = reader.indexes()
+        assert vectors.count() == bm25.count() == 1
+    # writer gone, index files stale: the reader catches up from the catalogue
+    vectors, bm25 = reader.indexes()
+    assert vectors.count() == bm25.count() == 2
