@@ -309,6 +309,24 @@ def kb_rm(
         _fail(exc)
 
 
+@app.command()
+def ui(
+    host: str = typer.Option("127.0.0.1", help="监听地址 (bind address)"),
+    port: int = typer.Option(8501, help="端口 (port)"),
+) -> None:
+    """启动网页界面（Streamlit）：问答、上传文档、管理知识库。"""
+    import subprocess
+    from pathlib import Path
+
+    import app.ui
+
+    script = Path(app.ui.__file__).parent / "main.py"
+    argv = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host, "--server.port", str(port),
+            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    err.print(f"知问网页界面: http://{host}:{port}")
+    raise typer.Exit(subprocess.call(argv))
+
+
 def main() -> None:
     app()
 

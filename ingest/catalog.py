@@ -230,6 +230,11 @@ class Catalog:
             for r in rows
         }
 
+    def chunk_by_id(self, chunk_id: str) -> Chunk | None:
+        with self._lock:
+            row = self._conn.execute("SELECT rowid FROM chunks WHERE id = ?", (chunk_id,)).fetchone()
+        return self.chunks_by_rowid([row[0]]).get(row[0]) if row else None
+
     def chunks_of_document(self, doc_id: str) -> list[Chunk]:
         with self._lock:
             ids = [r[0] for r in self._conn.execute("SELECT rowid FROM chunks WHERE doc_id = ? ORDER BY ordinal", (doc_id,))]

@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from core.errors import LoadError
+from core.errors import DocumentNotFound, LoadError
 from core.models import Chunk, Document, IngestResult
 from core.settings import Settings
 from core.text import fold, search_tokens
@@ -103,7 +103,9 @@ class PreparedDocument:
     replaces: bool  # a document with this source existed (status "updated")
 
 
-def prepare_file(kb: KnowledgeBase, file: SourceFile, in_flight: dict[str, str]) -> PreparedDocument | IngestResult:
+def prepare_file(
+    kb: KnowledgeBase, file: SourceFile, in_flight: dict[str, str], force: bool = False
+) -> PreparedDocument | IngestResult:
     """Load → clean → chunk → tokenise, or the reason there is nothing to embed (unchanged, duplicate).
     ``in_flight`` maps doc ids prepared but not yet committed to their sources, for duplicate checks."""
     settings = kb.settings
@@ -113,7 +115,7 @@ def prepare_file(kb: KnowledgeBase, file: SourceFile, in_flight: dict[str, str])
         raise LoadError(file.source, f"无法读取文件 (cannot read: {exc.strerror})")
     content_hash = hashlib.sha256(raw).hexdigest()
     existing = kb.catalog.document_by_source(file.source)
-    if existing is not None and existing.content_hash == content_hash:
+    if existing is not None and existing.content_hash == content_hash and not force:
         return IngestResult(source=file.source, status="unchanged", n_chunks=existing.n_chunks, doc_id=existing.id)
 
     loaded = load_bytes(raw, file.source)
@@ -122,7 +124,7 @@ def prepare_file(kb: KnowledgeBase, file: SourceFile, in_flight: dict[str, str])
         raise LoadError(file.source, "清洗后没有文字内容 (no text left after cleaning)")
     doc_id = hashlib.sha256(cleaned.text.encode("utf-8")).hexdigest()
 
-    if existing is not None and existing.id == doc_id:
+    if existing is not None and existing.id == doc_id and not force:
         kb.catalog.touch_content_hash(file.source, content_hash, len(raw))
         return IngestResult(source=file.source, status="unchanged", n_chunks=existing.n_chunks, doc_id=doc_id)
     twin = kb.catalog.document_by_id(doc_id)
@@ -189,9 +191,11 @@ def ingest_paths(
     kb_name: str,
     settings: Settings,
     on_progress: ProgressCallback | None = None,
+    force: bool = False,
 ) -> list[IngestResult]:
     """Ingest files and folders into a knowledge base (created if needed). Never raises for one bad
-    file: every file gets an IngestResult, failures carry the reason.
+    file: every file gets an IngestResult, failures carry the reason. ``force`` re-indexes files whose
+    content did not change (new chunking settings, say).
 
     Two stages overlap: while a worker thread embeds file k (numpy, outside the GIL), the main thread
     loads, cleans, chunks and tokenises file k+1 (Python, jieba). Files are committed in order."""
@@ -226,7 +230,7 @@ def ingest_paths(
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zhiwen-embed") as pool:
                 for file in files:
                     try:
-                        outcome = prepare_file(kb, file, in_flight)
+                        outcome = prepare_file(kb, file, in_flight, force=force)
                     except Exception as exc:
                         outcome = _failure(file.source, exc)
                     if isinstance(outcome, PreparedDocument):
@@ -254,3 +258,13 @@ def remove_document(kb_name: str, source: str, settings: Settings) -> bool:
         ids, tokens = kb.catalog.all_tokens()
         kb.commit_indexes(vectors, BM25Index(ids, tokens))
         return True
+
+
+def reindex_document(kb_name: str, source: str, settings: Settings) -> IngestResult:
+    """Re-read, re-chunk and re-embed one document from its source file."""
+    with KnowledgeBase.open(kb_name, settings) as kb:
+        if kb.catalog.document_by_source(source) is None:
+            raise DocumentNotFound(kb_name, source)
+    if not Path(source).is_file():
+        raise LoadError(source, "源文件已不存在，无法重新索引 (source file is gone)", "重新上传该文件")
+    return ingest_paths([source], kb_name, settings, force=True)[0]

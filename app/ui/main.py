@@ -1,0 +1,20 @@
+"""Entry point of `zhiwen ui` (streamlit run app/ui/main.py)."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from app.ui.common import language_switch
+from app.ui.i18n import t
+
+st.set_page_config(page_title="知问 zhiwen", page_icon="📚", layout="wide")
+language_switch()
+pages = Path(__file__).parent / "pages"
+navigation = st.navigation(
+    [
+        st.Page(pages / "chat.py", title=t("nav_chat"), icon="💬", default=True),
+        st.Page(pages / "knowledge_bases.py", title=t("nav_kb"), icon="📚"),
+        st.Page(pages / "moderation.py", title=t("nav_moderation"), icon="🛡️"),
+    ]
+)
+navigation.run()

@@ -1,0 +1,98 @@
+"""Every UI page through streamlit.testing's AppTest: the real page scripts over real knowledge bases."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ingest.kb import KnowledgeBase
+from ingest.pipeline import ingest_paths
+from llm.feedback import load_feedback
+from tests.conftest import SAMPLES
+
+PAGES = Path(__file__).resolve().parents[1] / "app" / "ui" / "pages"
+TIMEOUT = 120
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch, settings):
+    monkeypatch.setenv("ZHIWEN_DATA_DIR", str(settings.data_dir))
+    return settings
+
+
+@pytest.fixture
+def demo_kb(data_dir, tmp_path):
+    shutil.copytree(SAMPLES, tmp_path / "corpus")
+    ingest_paths([tmp_path / "corpus"], "demo", data_dir)
+    return data_dir
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(PAGES / name), default_timeout=TIMEOUT).run()
+
+
+def test_chat_answers_with_a_source_card_and_saves_feedback(demo_kb):
+    at = page("chat.py")
+    assert at.sidebar.selectbox(key="kb").value == "demo"
+    at.chat_input[0].set_value("一线城市住宿标准是多少？").run()
+    assistant = [m for m in at.chat_message if m.name == "assistant"][0]
+    text = " ".join(md.value for md in assistant.markdown)
+    assert "600元" in text and "[1]" in text
+    assert "差旅报销制度.md" in text, "a source card names the document"
+    assert any("抽取式" in md.value for md in assistant.markdown), "mode badge"
+    assert any(e.label == "查看完整段落" for e in assistant.expander)
+
+    at.button(key="fb-up-1").click().run()
+    records = load_feedback(demo_kb)
+    assert records[-1]["rating"] == "up" and "600元" in records[-1]["answer"] and records[-1]["citations"]
+
+
+def test_chat_follow_up_uses_history_and_new_conversation_clears_it(demo_kb):
+    at = page("chat.py")
+    at.chat_input[0].set_value("知问网关的性能怎么样？").run()
+    at.chat_input[0].set_value("它的延迟是多少?").run()
+    assert len([m for m in at.chat_message if m.name == "assistant"]) == 2
+    assert "知问网关产品说明.html" in " ".join(md.value for md in at.chat_message[-1].markdown)
+    at.sidebar.button[0].click().run()
+    assert len(at.chat_message) == 0
+
+
+def test_chat_refusal_is_badged(demo_kb):
+    at = page("chat.py")
+    at.chat_input[0].set_value("火星上有多少颗卫星？").run()
+    assistant = at.chat_message[-1]
+    assert any("抱歉" in md.value for md in assistant.markdown)
+    assert any("拒答" in md.value for md in assistant.markdown)
+
+
+def test_chat_without_any_kb_says_what_to_do(data_dir):
+    at = page("chat.py")
+    assert "知识库管理" in at.info[0].value
+
+
+def test_kb_page_creates_lists_and_deletes(data_dir):
+    at = page("knowledge_bases.py")
+    at.text_input(key="new-kb-name").set_value("手册")
+    at.button[0].click().run()  # the form's submit button
+    assert at.success[0].value.startswith("已创建")
+    assert at.selectbox(key="kb").value == "手册"
+    at.checkbox(key="confirm-delete-手册").check().run()
+    [b for b in at.button if b.label == "删除整个知识库"][0].click().run()
+    assert not (data_dir.kbs_dir / "手册").exists()
+
+
+def test_kb_page_documents_delete_and_reindex(demo_kb):
+    at = page("knowledge_bases.py")
+    table = at.dataframe[0].value
+    assert len(table) == 8 and "员工手册.txt" in set(table.iloc[:, 0])
+    csv = next(s for s in at.selectbox(key="doc-choice").options if s.endswith("常见问题.csv"))
+    at.selectbox(key="doc-choice").set_value(csv).run()
+    [b for b in at.button if b.label == "重新索引"][0].click().run()
+    assert "已重新索引" in at.success[0].value
+    [b for b in at.button if b.label == "删除文档"][0].click().run()
+    assert len(at.dataframe[0].value) == 7
+    with KnowledgeBase.open("demo", demo_kb) as kb:
+        assert all(not d.source.endswith(".csv") for d in kb.catalog.list_documents())
