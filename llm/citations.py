@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from core.models import Citation, Hit
+from core.text import search_tokens, split_sentences
 
 _MARKER_RE = re.compile(r"[\[【［]\s*(\d{1,3}(?:\s*[,，、]\s*\d{1,3})*)\s*[\]】］]")
 
@@ -23,10 +24,35 @@ class ParsedCitations:
     uncited: bool
 
 
-def citation_for(n: int, hit: Hit) -> Citation:
-    """The whole passage as a citation: start/end are the chunk's offsets into the cleaned text."""
+def citation_for(n: int, hit: Hit, claim: str = "") -> Citation:
+    """A citation of the passage's sentence that best supports ``claim`` (the answer's sentences that
+    carry [n]); the whole passage when no sentence shares a word with it. Offsets index the cleaned text."""
     c = hit.chunk
-    return Citation(n=n, source=c.source, page=c.page, start=c.start, end=c.end, quote=c.text, chunk_id=c.id, score=round(hit.score, 4))
+    a, b = _supporting_span(c.text, claim) if claim else (0, len(c.text))
+    return Citation(
+        n=n, source=c.source, page=c.page, start=c.start + a, end=c.start + b, quote=c.text[a:b], chunk_id=c.id,
+        score=round(hit.score, 4),
+    )
+
+
+def _supporting_span(text: str, claim: str) -> tuple[int, int]:
+    wanted = set(search_tokens(claim))
+    best, best_score = (0, len(text)), 0
+    for a, b in split_sentences(text):
+        score = len(wanted.intersection(search_tokens(text[a:b])))
+        if score > best_score:
+            best, best_score = (a, b), score
+    return best
+
+
+def _claims(text: str) -> dict[int, str]:
+    """For each marker number, the answer sentences that carry it."""
+    out: dict[int, list[str]] = {}
+    for a, b in split_sentences(text):
+        sentence = text[a:b]
+        for m in re.finditer(r"\[(\d+)\]", sentence):
+            out.setdefault(int(m.group(1)), []).append(_MARKER_RE.sub("", sentence))
+    return {n: " ".join(parts) for n, parts in out.items()}
 
 
 def parse_citations(text: str, sources: list[Hit]) -> ParsedCitations:
@@ -47,5 +73,6 @@ def parse_citations(text: str, sources: list[Hit]) -> ParsedCitations:
 
     cleaned = _MARKER_RE.sub(replace, text)
     cleaned = re.sub(r"[ \t]+([。，！？；,.!?;])", r"\1", cleaned).strip()
-    citations = [citation_for(n, sources[n - 1]) for n in sorted(cited)]
+    claims = _claims(cleaned)
+    citations = [citation_for(n, sources[n - 1], claims.get(n, "")) for n in sorted(cited)]
     return ParsedCitations(cleaned, citations, dropped, uncited=bool(sources) and not cited)

@@ -152,6 +152,17 @@ def test_out_of_range_marker_is_dropped_and_counted():
     assert parse_citations("没有引用。", hits).uncited
 
 
+def test_llm_citation_quotes_the_supporting_sentence():
+    from core.models import Chunk, Hit
+
+    text = "知问网关支持gRPC协议。平均延迟为2毫秒，P99延迟低于5毫秒。单节点吞吐50000 QPS。"
+    hit = Hit(chunk=Chunk(id="d-0", doc_id="d", ordinal=0, text=text, start=100, end=100 + len(text), n_tokens=30,
+                          source="a.md"), score=1.0, relevance=1.0, rank=1)
+    [c] = parse_citations("网关的P99延迟低于5毫秒[1]。", [hit]).citations
+    assert c.quote == "平均延迟为2毫秒，P99延迟低于5毫秒。"
+    assert (c.start, c.end) == (100 + text.index(c.quote), 100 + text.index(c.quote) + len(c.quote))
+
+
 def test_chain_drops_markers_the_llm_invents(kb_settings):
     """The same parsing inside the chain, with a scripted chat model standing in for the server."""
     fake = GenericFakeChatModel(messages=iter(["一线城市每晚不超过600元[1][9]。"]))

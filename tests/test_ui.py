@@ -96,3 +96,27 @@ def test_kb_page_documents_delete_and_reindex(demo_kb):
     assert len(at.dataframe[0].value) == 7
     with KnowledgeBase.open("demo", demo_kb) as kb:
         assert all(not d.source.endswith(".csv") for d in kb.catalog.list_documents())
+
+
+def test_kb_page_uploads_several_files_and_names_the_bad_one(demo_kb):
+    at = page("knowledge_bases.py")
+    good = "# 报销规定\n出差结束后十五个工作日内提交报销单。\n".encode("gbk")
+    at.file_uploader[0].set_value([
+        ("新规定.md", good, "text/markdown"),
+        ("损坏.pdf", b"%PDF-1.4\n" + bytes(range(256)) * 8, "application/pdf"),
+        ("../../逃逸.txt", "路径穿越的文件名被去掉目录。".encode("utf-8"), "text/plain"),
+    ]).run()
+    [b for b in at.button if b.label == "导入"][0].click().run()
+    assert any("损坏.pdf" in e.value and "PDF" in e.value for e in at.error), "the bad file is named with its reason"
+    results = at.dataframe[0].value
+    status = dict(zip(results.iloc[:, 0], results.iloc[:, 1]))
+    assert status["新规定.md"] == "已索引" and status["逃逸.txt"] == "已索引" and status["损坏.pdf"] == "失败"
+    docs = at.dataframe[1].value
+    assert {"新规定.md", "逃逸.txt"} <= set(docs.iloc[:, 0])
+    uploads = demo_kb.data_dir / "uploads" / "demo"
+    assert (uploads / "逃逸.txt").exists() and not (demo_kb.data_dir.parent / "逃逸.txt").exists()
+
+
+def test_moderation_page_does_not_pretend():
+    at = AppTest.from_file(str(PAGES / "moderation.py"), default_timeout=TIMEOUT).run()
+    assert "没有" in at.warning[0].value
