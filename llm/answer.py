@@ -8,11 +8,12 @@ history) is served from the answer cache without retrieval or LLM calls.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from core.models import Answer
 from core.settings import Settings
-from ingest.kb import shared_kb
+from ingest.kb import KnowledgeBase, shared_kb
 from llm.cache import AnswerCache, cache_key
 from llm.chain import History, RagChain, StreamEvent
 from llm.extractive import extractive_answer
@@ -46,20 +47,39 @@ def extractive_ask(retriever: HybridRetriever, question: str, settings: Settings
     return answer
 
 
-def _with_overrides(settings: Settings, top_k: int | None) -> Settings:
-    return settings.model_copy(update={"top_k": top_k}) if top_k else settings
+@dataclass
+class _Request:
+    """What ask and stream_ask share: effective settings, the knowledge base, the cache slot."""
 
+    settings: Settings
+    history: History
+    kb: KnowledgeBase
+    cache: AnswerCache
+    key: str
 
-def _from_cache(cache: AnswerCache, key: str) -> Answer | None:
-    answer = cache.get(key)
-    if answer is not None:
-        answer.flags.update(cached=True, llm_calls=0)
-        answer.timings_ms = {"total": 0.0}
-    return answer
+    @classmethod
+    def of(cls, question: str, kb_name: str, settings: Settings, history: History | None, top_k: int | None) -> "_Request":
+        settings = settings.model_copy(update={"top_k": top_k}) if top_k else settings
+        history = history or []
+        kb = shared_kb(kb_name, settings)
+        key = cache_key(str(kb.dir), kb.catalog.version(), question, history, settings)
+        return cls(settings, history, kb, answer_cache(settings), key)
 
+    def cached(self) -> Answer | None:
+        answer = self.cache.get(self.key)
+        if answer is not None:
+            answer.flags.update(cached=True, llm_calls=0)
+            answer.timings_ms = {"total": 0.0}
+        return answer
 
-def _cacheable(answer: Answer) -> bool:
-    return "llm_error" not in answer.flags  # a fallback is not what the LLM would say once it is back
+    def remember(self, answer: Answer) -> None:
+        if "llm_error" not in answer.flags:  # a fallback is not what the LLM would say once it is back
+            self.cache.put(self.key, answer)
+
+    def chain(self, chat_model: Any | None) -> RagChain | None:
+        if self.settings.llm_base_url or chat_model is not None:
+            return RagChain(self.kb.retriever(self.settings), self.settings, chat_model)
+        return None
 
 
 def ask(
@@ -70,21 +90,15 @@ def ask(
     top_k: int | None = None,
     chat_model: Any | None = None,
 ) -> Answer:
-    settings = _with_overrides(settings, top_k)
-    history = history or []
-    cache = answer_cache(settings)
-    kb = shared_kb(kb_name, settings)
-    key = cache_key(str(kb.dir), kb.catalog.version(), question, history, settings)
-    cached = _from_cache(cache, key)
-    if cached is not None:
-        return cached
-    retriever = kb.retriever(settings)
-    if settings.llm_base_url or chat_model is not None:
-        answer = RagChain(retriever, settings, chat_model).invoke(question, history)
-    else:
-        answer = extractive_ask(retriever, question, settings, history)
-    if _cacheable(answer):
-        cache.put(key, answer)
+    request = _Request.of(question, kb_name, settings, history, top_k)
+    answer = request.cached()
+    if answer is None:
+        chain = request.chain(chat_model)
+        if chain is not None:
+            answer = chain.invoke(question, request.history)
+        else:
+            answer = extractive_ask(request.kb.retriever(request.settings), question, request.settings, request.history)
+        request.remember(answer)
     return answer
 
 
@@ -97,25 +111,20 @@ def stream_ask(
     chat_model: Any | None = None,
 ) -> Iterator[StreamEvent]:
     """Token events as they come, an ``error`` event if the LLM fails mid-way, then the final answer."""
-    settings = _with_overrides(settings, top_k)
-    history = history or []
-    cache = answer_cache(settings)
-    kb = shared_kb(kb_name, settings)
-    key = cache_key(str(kb.dir), kb.catalog.version(), question, history, settings)
-    answer = _from_cache(cache, key)
-    if answer is not None:
-        yield StreamEvent("token", answer.text)
-    else:
-        retriever = kb.retriever(settings)
-        if settings.llm_base_url or chat_model is not None:
-            for event in RagChain(retriever, settings, chat_model).stream(question, history):
-                if event.kind != "answer":
-                    yield event
-                else:
+    request = _Request.of(question, kb_name, settings, history, top_k)
+    answer = request.cached()
+    if answer is None:
+        chain = request.chain(chat_model)
+        if chain is not None:
+            for event in chain.stream(question, request.history):
+                if event.kind == "answer":
                     answer = event.answer
+                else:
+                    yield event
         else:
-            answer = extractive_ask(retriever, question, settings, history)
+            answer = extractive_ask(request.kb.retriever(request.settings), question, request.settings, request.history)
             yield StreamEvent("token", answer.text)
-        if answer is not None and _cacheable(answer):
-            cache.put(key, answer)
+        request.remember(answer)
+    else:
+        yield StreamEvent("token", answer.text)
     yield StreamEvent("answer", answer=answer)

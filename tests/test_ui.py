@@ -120,3 +120,13 @@ def test_kb_page_uploads_several_files_and_names_the_bad_one(demo_kb):
 def test_moderation_page_does_not_pretend():
     at = AppTest.from_file(str(PAGES / "moderation.py"), default_timeout=TIMEOUT).run()
     assert "没有" in at.warning[0].value
+
+
+def test_two_sessions_never_see_each_others_chats(demo_kb):
+    alice, bob = page("chat.py"), page("chat.py")
+    alice.chat_input[0].set_value("一线城市住宿标准是多少？").run()
+    bob.chat_input[0].set_value("资安事件多久内要通报？").run()
+    alice_text = " ".join(md.value for m in alice.chat_message for md in m.markdown)
+    bob_text = " ".join(md.value for m in bob.chat_message for md in m.markdown)
+    assert "600元" in alice_text and "資安" not in alice_text
+    assert "資安" in bob_text and "600元" not in bob_text
