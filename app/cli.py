@@ -309,6 +309,84 @@ def kb_rm(
         _fail(exc)
 
 
+eval_app = typer.Typer(help="批量评测 (batch QA evaluation)", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("run")
+def eval_run(
+    dataset: Path = typer.Argument(..., help="问题集 JSONL"),
+    kb: str = typer.Option(..., "--kb", help="知识库名称"),
+    out: Path = typer.Option(..., "--out", help="结果目录（可续跑）"),
+    config: Optional[Path] = typer.Option(None, "--config", help="zhiwen.toml 格式的设置文件"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="只评测前 N 个问题"),
+    workers: int = typer.Option(1, "--workers", min=1, max=32, help="并发数"),
+) -> None:
+    """把问题集逐个送进真实的问答链路，记录回答、引用、检索结果和耗时，生成报告。中断后重跑会续上。"""
+    import os
+
+    from eval.report import METRIC_ORDER, write_report
+    from eval.runner import run_eval
+
+    if config is not None:
+        if not config.is_file():
+            _fail(ZhiwenError(f"找不到设置文件 {config} (config file not found)"))
+        os.environ["ZHIWEN_CONFIG"] = str(config)
+    settings = _settings()
+    with Progress(TextColumn("[bold]评测[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                  disable=not sys.stderr.isatty(), transient=True) as progress:
+        task = progress.add_task("", total=None)
+        try:
+            records = run_eval(dataset, kb, out, settings, limit=limit, workers=workers,
+                               on_progress=lambda r, done, total: progress.update(task, completed=done, total=total))
+        except ZhiwenError as exc:
+            _fail(exc)
+    meta = {"dataset": str(dataset), "kb": kb, "settings": settings.model_dump(mode="json", include={
+        "top_k", "retrieval_mode", "bm25_weight", "dense_weight", "relevance_floor", "chunk_size", "llm_base_url", "llm_model", "llm_temperature"})}
+    agg = write_report(out, records, meta)
+    table = Table("指标 metric", "值 value")
+    for k in METRIC_ORDER:
+        if k in agg:
+            table.add_row(k, "–" if agg[k] is None else f"{agg[k]:.3f}")
+    total = agg["latency_ms"].get("total")
+    if total:
+        table.add_row("latency p50 / p95 ms", f"{total['p50']:.0f} / {total['p95']:.0f}")
+    console.print(table)
+    console.print(f"{agg['questions']} 个问题，{agg['errors']} 个出错；报告: {escape(str(out / 'report.html'))}")
+
+
+@eval_app.command("compare")
+def eval_compare(a: Path = typer.Argument(..., help="评测结果 A"), b: Path = typer.Argument(..., help="评测结果 B")) -> None:
+    """并排比较两次评测（B − A）。"""
+    from eval.report import compare, load_aggregate
+
+    try:
+        rows = compare(load_aggregate(a), load_aggregate(b))
+    except (OSError, KeyError, ValueError) as exc:
+        _fail(ZhiwenError(f"无法读取评测报告 (cannot read report.json): {exc}"))
+    table = Table("指标 metric", f"A {escape(a.name)}", f"B {escape(b.name)}", "B − A")
+    for name, va, vb, delta in rows:
+        fmt = (lambda v: "–" if v is None else f"{v:.3f}") if not name.startswith("latency") else (lambda v: "–" if v is None else f"{v:.0f}")
+        colour = "" if delta is None or delta == 0 else ("green" if (delta > 0) != name.startswith("latency") else "red")
+        table.add_row(name, fmt(va), fmt(vb), f"[{colour}]{'+' if (delta or 0) > 0 else ''}{fmt(delta)}[/]" if colour else fmt(delta))
+    console.print(table)
+
+
+@eval_app.command("build-squad")
+def eval_build_squad(
+    squad_json: Path = typer.Argument(..., help="SQuAD 格式 JSON（如 CMRC 2018）"),
+    out: Path = typer.Argument(..., help="输出目录"),
+    holdout: float = typer.Option(0.0, min=0.0, max=0.9, help="不放入语料、作为“无法回答”的段落比例"),
+    seed: int = typer.Option(0),
+) -> None:
+    """从 SQuAD 格式数据生成语料目录（每段一个文件）和问题集 questions.jsonl。"""
+    from eval.dataset import build_from_squad
+
+    corpus, questions = build_from_squad(squad_json, out, holdout=holdout, seed=seed)
+    console.print(f"语料 {escape(str(corpus))}，问题集 {escape(str(questions))}")
+    console.print(f"下一步: zhiwen ingest {escape(str(corpus))} --kb NAME && zhiwen eval run {escape(str(questions))} --kb NAME --out runs/first")
+
+
 @app.command()
 def ui(
     host: str = typer.Option("127.0.0.1", help="监听地址 (bind address)"),

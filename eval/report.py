@@ -1,0 +1,116 @@
+"""Evaluation reports: ``report.json`` (every record and the aggregate), ``report.md`` and
+``report.html`` (aggregate table, per-metric plots, the 10 worst questions with their passages), and
+the side-by-side comparison of two runs."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from eval.runner import EvalRecord, aggregate, records_to_json
+
+METRIC_ORDER = [
+    "hit_at_1", "hit_at_5", "recall_at_5", "mrr_at_10", "ndcg_at_10", "exact_match", "char_f1", "rouge_l",
+    "citation_precision", "citation_recall", "refusal_accuracy",
+]
+
+
+def _fmt(value: Any) -> str:
+    return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _badness(r: EvalRecord) -> tuple[float, float]:
+    """Worst first: retrieval misses, then low answer F1; unanswerable questions answered count as worst."""
+    if r.error:
+        return (-2.0, 0.0)
+    if not r.answerable:
+        return (-1.0, 0.0) if not r.refused else (9.0, 9.0)
+    return (r.metrics.get("hit_at_5") or 0.0, r.metrics.get("char_f1") or 0.0)
+
+
+def worst(records: list[EvalRecord], n: int = 10) -> list[EvalRecord]:
+    return sorted(records, key=_badness)[:n]
+
+
+def _plots(records: list[EvalRecord], agg: dict[str, Any]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [k for k in METRIC_ORDER if agg.get(k) is not None]
+    f1 = [r.metrics["char_f1"] for r in records if r.metrics.get("char_f1") is not None]
+    total = [r.timings_ms["total"] for r in records if "total" in r.timings_ms]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    axes[0].barh(names, [agg[k] for k in names], color="#4c78a8")
+    axes[0].set_xlim(0, 1)
+    axes[0].invert_yaxis()
+    axes[0].set_title("aggregate metrics")
+    axes[1].hist(f1 or [0], bins=20, range=(0, 1), color="#59a14f")
+    axes[1].set_title("per-question character F1")
+    axes[2].hist(total or [0], bins=30, color="#f28e2b")
+    axes[2].set_title("end-to-end latency (ms)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def markdown(agg: dict[str, Any], records: list[EvalRecord], meta: dict[str, Any]) -> str:
+    lines = [f"# zhiwen evaluation: {meta.get('dataset')} on {meta.get('kb')}", "",
+             f"{agg['questions']} questions, {agg['errors']} errors. Settings: `{json.dumps(meta.get('settings', {}), ensure_ascii=False)}`", "",
+             "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(agg.get(k))} |" for k in METRIC_ORDER if k in agg]
+    lines += ["", "| stage | p50 ms | p95 ms | mean ms |", "|---|---|---|---|"]
+    lines += [f"| {s} | {v['p50']:.1f} | {v['p95']:.1f} | {v['mean']:.1f} |" for s, v in agg["latency_ms"].items() if v]
+    lines += ["", "![plots](plots.png)", "", "## The 10 worst questions", ""]
+    for r in worst(records):
+        lines += [f"### {r.id}: {r.question}", "",
+                  f"- expected: {' / '.join(r.answers) or '(unanswerable)'}; relevant: {', '.join(r.relevant) or '–'}",
+                  f"- answer ({'refused' if r.refused else r.mode}): {r.prediction[:300]}",
+                  f"- metrics: {', '.join(f'{k}={_fmt(v)}' for k, v in r.metrics.items())}" + (f"; error: {r.error}" if r.error else ""),
+                  "- retrieved:"]
+        lines += [f"  {i}. `{p['source']}`: {p['text'][:160].replace(chr(10), ' ')}" for i, p in enumerate(r.retrieved[:5], start=1)]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(out_dir: Path, records: list[EvalRecord], meta: dict[str, Any]) -> dict[str, Any]:
+    agg = aggregate(records)
+    (out_dir / "report.json").write_text(
+        json.dumps({**meta, "aggregate": agg, "records": records_to_json(records)}, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
+    png = _plots(records, agg)
+    (out_dir / "plots.png").write_bytes(png)
+    md = markdown(agg, records, meta)
+    (out_dir / "report.md").write_text(md, encoding="utf-8")
+    body = html.escape(md).replace("![plots](plots.png)", f"</pre><img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'><pre>")
+    (out_dir / "report.html").write_text(
+        f"<!doctype html><meta charset='utf-8'><title>zhiwen evaluation</title><pre style='white-space:pre-wrap;font-family:sans-serif'>{body}</pre>",
+        encoding="utf-8",
+    )
+    return agg
+
+
+def load_aggregate(run: Path) -> dict[str, Any]:
+    path = run / "report.json" if run.is_dir() else run
+    return json.loads(path.read_text(encoding="utf-8"))["aggregate"]
+
+
+def compare(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any, float | None]]:
+    """(metric, A, B, B − A) for every metric either run has, latency p50/p95 of the whole answer included."""
+    rows = []
+    for k in METRIC_ORDER:
+        if k in a or k in b:
+            va, vb = a.get(k), b.get(k)
+            rows.append((k, va, vb, vb - va if va is not None and vb is not None else None))
+    for q in ("p50", "p95"):
+        va = a.get("latency_ms", {}).get("total", {}).get(q)
+        vb = b.get("latency_ms", {}).get("total", {}).get(q)
+        rows.append((f"latency_{q}_ms", va, vb, vb - va if va is not None and vb is not None else None))
+    return rows
