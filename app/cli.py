@@ -387,6 +387,22 @@ def eval_build_squad(
     console.print(f"下一步: zhiwen ingest {escape(str(corpus))} --kb NAME && zhiwen eval run {escape(str(questions))} --kb NAME --out runs/first")
 
 
+@eval_app.command("build-folder")
+def eval_build_folder(
+    docs: Path = typer.Argument(..., help="文档目录"),
+    qa: Path = typer.Argument(..., help="为该目录写的问题集 JSONL"),
+    out: Path = typer.Argument(..., help="输出目录"),
+) -> None:
+    """检查问题集中的相关文档都在目录里，并把来源改写成导入时的路径。"""
+    from eval.dataset import build_from_folder
+
+    try:
+        questions = build_from_folder(docs, qa, out)
+    except ZhiwenError as exc:
+        _fail(exc)
+    console.print(f"问题集 {escape(str(questions))}；下一步: zhiwen ingest {escape(str(docs))} --kb NAME && zhiwen eval run {escape(str(questions))} --kb NAME --out runs/first")
+
+
 @app.command()
 def ui(
     host: str = typer.Option("127.0.0.1", help="监听地址 (bind address)"),

@@ -101,3 +101,20 @@ def check_against_folder(items: list[QAItem], docs: Path) -> list[str]:
             if not any(source_matches(f, source) for f in files):
                 problems.append(f"{item.id}: relevant source {source!r} is not in {docs}")
     return problems
+
+
+def build_from_folder(docs: Path, qa_jsonl: Path, out_dir: Path) -> Path:
+    """A folder of documents plus a QA JSONL written for it → a checked question set whose relevant
+    sources are the documents' paths as `zhiwen ingest DOCS` will record them."""
+    items = load_dataset(qa_jsonl)
+    problems = check_against_folder(items, docs)
+    if problems:
+        raise DatasetError("问题集与文档目录不一致 (QA file and folder disagree):\n" + "\n".join(problems[:20]))
+    files = [p for p in docs.rglob("*") if p.is_file()]
+    fixed = []
+    for item in items:
+        sources = [str(next(f for f in files if source_matches(str(f.relative_to(docs)), s))) for s in item.relevant_sources]
+        fixed.append(item.model_copy(update={"relevant_sources": sources}))
+    questions = out_dir / "questions.jsonl"
+    write_dataset(fixed, questions)
+    return questions

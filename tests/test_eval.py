@@ -126,3 +126,15 @@ def test_a_killed_run_resumes_without_asking_again(sample_eval, tmp_path):
         if r.id in first:
             assert r.finished_at == first[r.id], "questions answered before the kill are not asked again"
     assert "hit_at_5" in done.stdout and (out / "report.html").exists()
+
+
+def test_folder_builder_checks_sources_and_rewrites_them_as_ingested(tmp_path):
+    from eval.dataset import build_from_folder
+
+    write(tmp_path / "docs" / "制度" / "差旅.md", "一线城市每晚不超过600元。")
+    qa = write(tmp_path / "qa.jsonl", '{"id": "1", "question": "住宿标准？", "answers": ["600元"], "relevant_sources": ["差旅.md"]}\n')
+    questions = build_from_folder(tmp_path / "docs", qa, tmp_path / "out")
+    assert load_dataset(questions)[0].relevant_sources == [str(tmp_path / "docs" / "制度" / "差旅.md")]
+    missing = write(tmp_path / "bad.jsonl", '{"id": "1", "question": "?", "relevant_sources": ["没有.md"]}\n')
+    with pytest.raises(DatasetError, match="没有.md"):
+        build_from_folder(tmp_path / "docs", missing, tmp_path / "out2")

@@ -130,3 +130,23 @@ def test_two_sessions_never_see_each_others_chats(demo_kb):
     bob_text = " ".join(md.value for m in bob.chat_message for md in m.markdown)
     assert "600元" in alice_text and "資安" not in alice_text
     assert "資安" in bob_text and "600元" not in bob_text
+
+
+def test_evaluation_page_shows_a_run_and_compares_two(demo_kb, tmp_path):
+    from eval.dataset import QAItem, write_dataset
+    from eval.report import write_report
+    from eval.runner import run_eval
+
+    dataset = tmp_path / "qa.jsonl"
+    write_dataset([QAItem(id="t", question="一线城市住宿标准是多少？", answers=["每晚不超过600元"], relevant_sources=["差旅报销制度.md"]),
+                   QAItem(id="m", question="火星上有多少颗卫星？", answerable=False)], dataset)
+    for name, top_k in (("a", 5), ("b", 1)):
+        s = demo_kb.model_copy(update={"top_k": top_k})
+        write_report(tmp_path / name, run_eval(dataset, "demo", tmp_path / name, s), {"dataset": str(dataset), "kb": "demo"})
+    at = AppTest.from_file(str(PAGES / "evaluation.py"), default_timeout=TIMEOUT).run()
+    at.text_input(key="eval-a").set_value(str(tmp_path / "a")).run()
+    table = at.dataframe[0].value
+    assert dict(zip(table["metric"], table["value"]))["hit_at_5"] == 1.0
+    assert any("火星" in e.label for e in at.expander)
+    at.text_input(key="eval-b").set_value(str(tmp_path / "b")).run()
+    assert list(at.dataframe[0].value.columns) == ["metric", "A", "B", "B − A"]

@@ -14,6 +14,7 @@ navigation = st.navigation(
     [
         st.Page(pages / "chat.py", title=t("nav_chat"), icon="💬", default=True),
         st.Page(pages / "knowledge_bases.py", title=t("nav_kb"), icon="📚"),
+        st.Page(pages / "evaluation.py", title=t("nav_eval"), icon="📊"),
         st.Page(pages / "moderation.py", title=t("nav_moderation"), icon="🛡️"),
     ]
 )
