@@ -321,6 +321,7 @@ def eval_run(
     config: Optional[Path] = typer.Option(None, "--config", help="zhiwen.toml 格式的设置文件"),
     limit: Optional[int] = typer.Option(None, "--limit", help="只评测前 N 个问题"),
     workers: int = typer.Option(1, "--workers", min=1, max=32, help="并发数"),
+    judge: bool = typer.Option(False, "--judge", help="用配置的大模型评 faithfulness / answer relevance（默认关闭）"),
 ) -> None:
     """把问题集逐个送进真实的问答链路，记录回答、引用、检索结果和耗时，生成报告。中断后重跑会续上。"""
     import os
@@ -337,7 +338,12 @@ def eval_run(
                   disable=not sys.stderr.isatty(), transient=True) as progress:
         task = progress.add_task("", total=None)
         try:
-            records = run_eval(dataset, kb, out, settings, limit=limit, workers=workers,
+            judge_llm = None
+            if judge:
+                from llm.client import make_chat_model
+
+                judge_llm = make_chat_model(settings)
+            records = run_eval(dataset, kb, out, settings, limit=limit, workers=workers, judge_llm=judge_llm,
                                on_progress=lambda r, done, total: progress.update(task, completed=done, total=total))
         except ZhiwenError as exc:
             _fail(exc)

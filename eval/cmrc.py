@@ -7,6 +7,7 @@ and a question's relevant document is the file of the paragraph it was asked abo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from dataclasses import dataclass
@@ -73,3 +74,25 @@ def sample_questions(paragraphs: list[Paragraph], n: int, seed: int = 0) -> list
     """``n`` questions drawn without replacement, reproducibly, from all questions of ``paragraphs``."""
     pool = [q for p in paragraphs for q in p.questions]
     return random.Random(seed).sample(pool, min(n, len(pool)))
+
+
+DEV_BUCKETS = 3  # of 10: about 30% of the articles go to the dev split
+SPLIT_RULE = "sha1(article title, UTF-8) as an integer, modulo 10, < 3 → dev, else test"
+
+
+def split_of(paragraph: Paragraph, dev_buckets: int = DEV_BUCKETS) -> str:
+    """``"dev"`` or ``"test"``, fixed by the article's title (see ``SPLIT_RULE``).
+
+    A pure function of the title: no random generator, independent of file order and of
+    ``load_paragraphs(limit=...)``; articles sharing a title land in the same split.
+    """
+    bucket = int(hashlib.sha1(paragraph.title.encode("utf-8")).hexdigest(), 16) % 10
+    return "dev" if bucket < dev_buckets else "test"
+
+
+def split_paragraphs(paragraphs: list[Paragraph], dev_buckets: int = DEV_BUCKETS) -> dict[str, list[Paragraph]]:
+    """The paragraphs grouped by :func:`split_of`, in file order: ``{"dev": [...], "test": [...]}``."""
+    out: dict[str, list[Paragraph]] = {"dev": [], "test": []}
+    for p in paragraphs:
+        out[split_of(p, dev_buckets)].append(p)
+    return out

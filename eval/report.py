@@ -15,7 +15,7 @@ from eval.runner import EvalRecord, aggregate, records_to_json
 
 METRIC_ORDER = [
     "hit_at_1", "hit_at_5", "recall_at_5", "mrr_at_10", "ndcg_at_10", "exact_match", "char_f1", "rouge_l",
-    "citation_precision", "citation_recall", "refusal_accuracy",
+    "citation_precision", "citation_recall", "refusal_accuracy", "faithfulness", "answer_relevance",
 ]
 
 

@@ -81,7 +81,23 @@ def score(item: QAItem, record: EvalRecord) -> dict[str, float | None]:
     return out
 
 
-def ask_one(item: QAItem, kb_name: str, settings: Settings) -> EvalRecord:
+def judge(record: EvalRecord, kb_name: str, settings: Settings, llm: Any) -> dict[str, float | None]:
+    """LLM-as-judge scores for an answered question (see eval.judge)."""
+    from eval.judge import answer_relevance, faithfulness
+
+    if record.refused or not record.prediction.strip():
+        return {}
+    embedder = shared_kb(kb_name, settings).embedder()
+    try:
+        return {
+            "faithfulness": faithfulness(llm, record.prediction, [p["text"] for p in record.retrieved]),
+            "answer_relevance": answer_relevance(llm, embedder, record.question, record.prediction),
+        }
+    except Exception:  # a failing judge (server down, odd reply) must not lose the record it judges
+        return {"faithfulness": None, "answer_relevance": None}
+
+
+def ask_one(item: QAItem, kb_name: str, settings: Settings, judge_llm: Any | None = None) -> EvalRecord:
     record = EvalRecord(id=item.id, question=item.question, answerable=item.answerable, answers=item.answers,
                         relevant=item.relevant_chunks or item.relevant_sources)
     try:
@@ -101,6 +117,8 @@ def ask_one(item: QAItem, kb_name: str, settings: Settings) -> EvalRecord:
     record.cited = [{"n": c.n, "chunk_id": c.chunk_id, "source": c.source, "quote": c.quote} for c in answer.citations]
     record.timings_ms = answer.timings_ms
     record.metrics = score(item, record)
+    if judge_llm is not None:
+        record.metrics.update(judge(record, kb_name, settings, judge_llm))
     record.finished_at = time.time()
     return record
 
@@ -141,8 +159,10 @@ def run_eval(
     limit: int | None = None,
     workers: int = 1,
     on_progress: Callable[[EvalRecord, int, int], None] | None = None,
+    judge_llm: Any | None = None,
 ) -> list[EvalRecord]:
-    """Ask what is not yet in ``out_dir/records.jsonl``; return all records of the dataset, in order."""
+    """Ask what is not yet in ``out_dir/records.jsonl``; return all records of the dataset, in order.
+    ``judge_llm`` (a LangChain chat model) adds the LLM-as-judge scores."""
     items = load_dataset(dataset)[:limit] if limit else load_dataset(dataset)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"answer_cache_size": 0})
@@ -153,7 +173,7 @@ def run_eval(
     finished = len(items) - len(todo)
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="zhiwen-eval") as pool:
-            futures = [pool.submit(ask_one, item, kb_name, settings) for item in todo]
+            futures = [pool.submit(ask_one, item, kb_name, settings, judge_llm) for item in todo]
             for future in as_completed(futures):
                 record = future.result()
                 writer.write(record)

