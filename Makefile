@@ -4,6 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.zhiwen-installed
 DEMO_KB ?= demo
+DEMO_UI ?= 1
 
 .PHONY: setup demo test bench clean
 
@@ -23,8 +24,19 @@ demo: setup
 	$(VENV)/bin/zhiwen ask "一线城市住宿标准是多少？" --kb $(DEMO_KB)
 	$(VENV)/bin/zhiwen ask "资安事件多久内要通报？" --kb $(DEMO_KB)
 	$(VENV)/bin/zhiwen ask "火星上有多少颗卫星？" --kb $(DEMO_KB)
+	@if [ "$(DEMO_UI)" = 1 ]; then echo "网页界面 (web UI): http://127.0.0.1:8501  (Ctrl-C 停止)"; $(VENV)/bin/zhiwen ui; fi
 
-test: setup
+# Debian's Chromium (+ CJK and emoji fonts for screenshots) for tests/test_browser.py; Playwright never
+# downloads a browser. Installed only when missing and root; otherwise that test skips, the build goes on.
+.PHONY: browser
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+	    fonts-noto-cjk fonts-noto-color-emoji) || echo "browser: apt-get failed; tests/test_browser.py will skip"; \
+	else echo "browser: /usr/bin/chromium missing and not root with apt-get; tests/test_browser.py will skip"; fi
+
+test: setup browser
 	$(PY) -m pytest
 
 bench: setup

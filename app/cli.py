@@ -422,7 +422,8 @@ def ui(
 
     script = Path(app.ui.__file__).parent / "main.py"
     argv = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host, "--server.port", str(port),
-            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+            "--client.toolbarMode", "minimal"]
     err.print(f"知问网页界面: http://{host}:{port}")
     raise typer.Exit(subprocess.call(argv))
 

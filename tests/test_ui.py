@@ -13,7 +13,7 @@ from ingest.pipeline import ingest_paths
 from llm.feedback import load_feedback
 from tests.conftest import SAMPLES
 
-PAGES = Path(__file__).resolve().parents[1] / "app" / "ui" / "pages"
+PAGES = Path(__file__).resolve().parents[1] / "app" / "ui" / "views"
 TIMEOUT = 120
 
 

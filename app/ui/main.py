@@ -9,7 +9,7 @@ from app.ui.i18n import t
 
 st.set_page_config(page_title="知问 zhiwen", page_icon="📚", layout="wide")
 language_switch()
-pages = Path(__file__).parent / "pages"
+pages = Path(__file__).parent / "views"  # not "pages/": Streamlit would run those files without this shell
 navigation = st.navigation(
     [
         st.Page(pages / "chat.py", title=t("nav_chat"), icon="💬", default=True),

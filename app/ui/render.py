@@ -39,7 +39,8 @@ def source_card(citation: Citation, kb_name: str, settings: Settings) -> None:
         chunk = shared_kb(kb_name, settings).catalog.chunk_by_id(citation.chunk_id)
         if chunk is not None:
             with st.expander(t("whole_chunk")):
-                st.markdown(highlighted(chunk.text, citation.start - chunk.start, citation.end - chunk.start), unsafe_allow_html=True)
+                passage = highlighted(chunk.text, citation.start - chunk.start, citation.end - chunk.start)
+                st.markdown(f"<div class='zw-passage'>{passage}</div>", unsafe_allow_html=True)  # HTML, not Markdown: "# 标题" stays text
 
 
 def render_answer(answer: Answer, kb_name: str, settings: Settings, show_text: bool = True) -> None:
@@ -56,7 +57,7 @@ def render_answer(answer: Answer, kb_name: str, settings: Settings, show_text: b
 
 STYLE = """
 <style>
-.zw-quote { font-size: 0.92rem; line-height: 1.6; }
-.zw-quote mark, .stExpander mark { background: #fff3b0; padding: 0 2px; }
+.zw-quote, .zw-passage { font-size: 0.92rem; line-height: 1.6; }
+.zw-quote mark, .zw-passage mark { background: #fff3b0; padding: 0 2px; }
 </style>
 """

@@ -42,7 +42,9 @@ def result_rows(results: list[IngestResult]) -> pd.DataFrame:
     )
 
 
-uploads = st.file_uploader(t("upload"), accept_multiple_files=True, key=f"uploader-{kb}")
+# A new key after each ingest empties the uploader, so a second click cannot re-import the same files.
+uploader_key = f"uploader-{kb}-{st.session_state.get('uploads-done', 0)}"
+uploads = st.file_uploader(t("upload"), accept_multiple_files=True, key=uploader_key)
 if st.button(t("ingest"), type="primary", disabled=not uploads):
     results: list[IngestResult] = []
     saved: list[str] = []
@@ -59,6 +61,8 @@ if st.button(t("ingest"), type="primary", disabled=not uploads):
     results += ingest_paths(saved, kb, settings, on_progress=on_progress) if saved else []
     bar.empty()
     st.session_state["last-ingest"] = [r.model_dump() for r in results]
+    st.session_state["uploads-done"] = st.session_state.get("uploads-done", 0) + 1
+    st.rerun()
 
 if st.session_state.get("last-ingest"):
     results = [IngestResult.model_validate(r) for r in st.session_state["last-ingest"]]
