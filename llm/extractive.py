@@ -6,6 +6,7 @@ cannot hallucinate either: every word of the answer is a quote.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,6 +28,14 @@ _MIN_NEW_TERMS = 2
 _TITLE_MAX_CHARS = 20
 
 
+_TABLE_RULE_RE = re.compile(r"\s*\|?\s*:?-{3,}")
+
+
+def _is_table_header(text: str, end: int) -> bool:
+    """A Markdown table's header row (the next line is its |---| rule): column names, not an answer."""
+    return "|" in text[text.rfind("\n", 0, end) + 1 : end] and bool(_TABLE_RULE_RE.match(text, end))
+
+
 def _is_title(sentence: str) -> bool:
     """A Markdown heading, or a short line with no closing punctuation ("第七條 資安事件通報")."""
     s = sentence.strip()
@@ -41,7 +50,7 @@ def _sentence_candidates(hit: Hit, query_terms: set[str], idf: IdfFunction) -> l
         sentence = text[a:b]
         terms = set(search_tokens(sentence))
         overlap = sum(idf(t) for t in query_terms & terms)
-        if _is_title(sentence) or len(terms - query_terms) < _MIN_NEW_TERMS:
+        if _is_title(sentence) or _is_table_header(text, b) or len(terms - query_terms) < _MIN_NEW_TERMS:
             # A heading or a repeat of the question ("问题：如何重置API Key？") does not answer it.
             carried = overlap
             continue

@@ -237,3 +237,9 @@ def test_readers_keep_a_consistent_snapshot_while_a_writer_is_busy(settings, tmp
     # writer gone, index files stale: the reader catches up from the catalogue
     vectors, bm25 = reader.indexes()
     assert vectors.count() == bm25.count() == 2
+
+
+def test_extractive_answer_skips_table_headers(sample_kb):
+    settings, _ = sample_kb
+    answer = ask("一线城市住宿标准是多少？", "kb", settings)
+    assert "城市级别" not in answer.text and "600元" in answer.text
