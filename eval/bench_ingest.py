@@ -53,9 +53,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 
 from eval.cmrc import DEFAULT_CMRC_DEV, Paragraph, Question, load_paragraphs, sample_questions, write_markdown
+from eval.metrics import latency_summary
 
 K = 5
 LC_CHUNK_SIZE = 500
@@ -95,7 +95,9 @@ class QueryStats:
     @classmethod
     def of(cls, seconds: Sequence[float], ranks: Sequence[int | None]) -> QueryStats:
         found = [r for r in ranks if r is not None]
-        return cls(**latency_summary(seconds), recall_at_5=len(found) / len(ranks), mrr_at_5=sum(1 / r for r in found) / len(ranks))
+        latency = latency_summary([s * 1000 for s in seconds])
+        return cls(p50_ms=latency["p50"], p95_ms=latency["p95"], recall_at_5=len(found) / len(ranks),
+                   mrr_at_5=sum(1 / r for r in found) / len(ranks))
 
 
 @dataclass
@@ -114,12 +116,6 @@ def timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
     start = time.perf_counter()
     result = fn(*args)
     return result, time.perf_counter() - start
-
-
-def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
-    """p50 and p95 of per-call wall times, in milliseconds."""
-    ms = np.asarray(seconds, dtype=np.float64) * 1000
-    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
 
 
 def machine_busy_seconds() -> float | None:
