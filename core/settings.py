@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(2, ge=0, le=10)
     llm_fallback_extractive: bool = True  # LLM down/slow/garbage: answer extractively, marked as such
     answer_cache_size: int = Field(256, ge=0)
+    # Sensitive-word, compliance and PII filters (rules in $ZHIWEN_DATA_DIR/moderation/).
+    moderation_enabled: bool = True
 
     # `zhiwen llm serve`
     serve_backend: Literal["auto", "vllm", "llama-cpp"] = "auto"

@@ -27,6 +27,7 @@ from ingest.chunking import chunk_text
 from ingest.clean import clean_pages
 from ingest.kb import KnowledgeBase
 from ingest.loaders import SUPPORTED_SUFFIXES, load_bytes
+from moderation.moderator import moderator_for
 from retrieval.bm25 import BM25Index
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ def prepare_file(
     cleaned = clean_pages(loaded.pages, pdf_layout=loaded.paged)
     if not cleaned.text.strip():
         raise LoadError(file.source, "清洗后没有文字内容 (no text left after cleaning)")
+    cleaned.text = _moderate_ingested(kb, file.source, cleaned.text)
     doc_id = hashlib.sha256(cleaned.text.encode("utf-8")).hexdigest()
 
     if existing is not None and existing.id == doc_id and not force:
@@ -150,6 +152,18 @@ def prepare_file(
         metadata=loaded.metadata,
     )
     return PreparedDocument(document, cleaned.text, cleaned.page_spans, chunks, texts, [search_tokens(t) for t in texts], existing is not None)
+
+
+def _moderate_ingested(kb: KnowledgeBase, source: str, text: str) -> str:
+    """The "ingest" surface of the moderation rules (off by default): PII masked before anything is
+    indexed, or the file refused. Masks keep lengths, so offsets stay valid."""
+    moderator = moderator_for(kb.settings)
+    if moderator is None:
+        return text
+    result = moderator.check(text, "ingest")
+    if result.blocked:
+        raise LoadError(source, "内容审核拒绝导入 (blocked by moderation rules)", "见 zhiwen moderation check")
+    return result.text
 
 
 def commit_prepared(kb: KnowledgeBase, p: PreparedDocument, embedded: tuple[np.ndarray, list[str]], writer: _IndexWriter) -> IngestResult:

@@ -17,6 +17,7 @@ from ingest.kb import KnowledgeBase, shared_kb
 from llm.cache import AnswerCache, cache_key
 from llm.chain import History, RagChain, StreamEvent
 from llm.extractive import extractive_answer
+from llm.guard import moderate_answer, moderate_question, moderate_stream, moderator_for
 from llm.refusal import refusal_message
 from retrieval.retriever import HybridRetriever
 
@@ -90,6 +91,10 @@ def ask(
     top_k: int | None = None,
     chat_model: Any | None = None,
 ) -> Answer:
+    moderator = moderator_for(settings)
+    question, refusal, actions = moderate_question(moderator, question)
+    if refusal is not None:
+        return refusal
     request = _Request.of(question, kb_name, settings, history, top_k)
     answer = request.cached()
     if answer is None:
@@ -99,7 +104,7 @@ def ask(
         else:
             answer = extractive_ask(request.kb.retriever(request.settings), question, request.settings, request.history)
         request.remember(answer)
-    return answer
+    return moderate_answer(moderator, answer, actions)
 
 
 def stream_ask(
@@ -111,6 +116,17 @@ def stream_ask(
     chat_model: Any | None = None,
 ) -> Iterator[StreamEvent]:
     """Token events as they come, an ``error`` event if the LLM fails mid-way, then the final answer."""
+    moderator = moderator_for(settings)
+    question, refusal, actions = moderate_question(moderator, question)
+    if refusal is not None:
+        yield StreamEvent("token", refusal.text)
+        yield StreamEvent("answer", answer=refusal)
+        return
+    yield from moderate_stream(moderator, _stream(question, kb_name, settings, history, top_k, chat_model), actions)
+
+
+def _stream(question: str, kb_name: str, settings: Settings, history: History | None, top_k: int | None,
+            chat_model: Any | None) -> Iterator[StreamEvent]:
     request = _Request.of(question, kb_name, settings, history, top_k)
     answer = request.cached()
     if answer is None:

@@ -1,1 +1,2 @@
-"""Placeholder package: see the open issues for what lands here."""
+"""Moderation: sensitive words, compliance phrases and PII on questions, answers, streams and ingested
+text; evasion-resistant matching; an audit log that never records the matched personal data."""

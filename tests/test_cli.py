@@ -100,3 +100,13 @@ def test_chat_follows_the_conversation_and_starts_over(kb_dir):
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("知问网关产品说明.html") >= 2, "both turns cite the gateway document"
     assert "已开始新对话" in result.stdout
+
+
+def test_moderation_check_explains_itself(kb_dir):
+    data, _ = kb_dir
+    result = run(["moderation", "check", "这款产品保 本，手机13800138000", "--surface", "answer"], data)
+    assert result.returncode == 0, result.stderr
+    assert "打码" in result.stdout and "compliance" in result.stdout and "pii:mobile" in result.stdout
+    assert "13800138000" not in result.stdout
+    blocked = json.loads(run(["moderation", "check", "如何自制炸药", "--surface", "question", "--json"], data).stdout)
+    assert blocked["blocked"] and blocked["findings"][0]["category"] == "violence"

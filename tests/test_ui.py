@@ -117,9 +117,20 @@ def test_kb_page_uploads_several_files_and_names_the_bad_one(demo_kb):
     assert (uploads / "逃逸.txt").exists() and not (demo_kb.data_dir.parent / "逃逸.txt").exists()
 
 
-def test_moderation_page_does_not_pretend():
+def test_moderation_page_edits_rules_that_apply_at_once(data_dir):
+    from moderation.moderator import moderator_for
+
     at = AppTest.from_file(str(PAGES / "moderation.py"), default_timeout=TIMEOUT).run()
-    assert "没有" in at.warning[0].value
+    categories = set(at.dataframe[0].value.iloc[:, 0])
+    assert {"compliance", "violence", "abuse", "political", "pii"} <= categories
+    at.selectbox(key="mod-category").set_value("compliance").run()
+    area = at.text_area(key="mod-words-compliance")
+    area.set_value(area.value + "绝对安全\n").run()
+    [b for b in at.button if b.label == "保存"][0].click().run()
+    assert at.success[0].value.startswith("已保存")
+    assert moderator_for(data_dir).check("这个产品绝对安全", "answer").findings, "applied without a restart"
+    at.text_input(key="mod-try").set_value("手机13800138000").run()
+    assert "＊" in at.warning[0].value
 
 
 def test_two_sessions_never_see_each_others_chats(demo_kb):

@@ -68,10 +68,24 @@ STRINGS: dict[str, dict[str, str]] = {
     "eval_worst": {"zh": "最差的 10 个问题", "en": "The 10 worst questions"},
     "eval_expected": {"zh": "标准答案：", "en": "Expected:"},
     "eval_answer": {"zh": "回答：", "en": "Answer:"},
-    "moderation_todo": {
-        "zh": "内容审核（敏感词、合规用语、个人信息过滤）尚未实现：目前**没有**任何过滤生效。它将在审核功能完成后出现在这里。",
-        "en": "Moderation (sensitive words, compliance phrases, PII) is not built yet: **no** filtering is active. Its rules will appear here once it lands.",
-    },
+    "moderation_off": {"zh": "内容审核已关闭（ZHIWEN_MODERATION_ENABLED=false）：以下规则目前不生效。", "en": "Moderation is switched off (ZHIWEN_MODERATION_ENABLED=false): these rules are not applied."},
+    "moderation_rules_dir": {"zh": "规则目录：{path}（修改后下一次检查即生效，无需重启）", "en": "Rules folder: {path} (changes apply on the next check, no restart)"},
+    "mod_category": {"zh": "类别", "en": "Category"},
+    "mod_action": {"zh": "动作", "en": "Action"},
+    "mod_surfaces": {"zh": "作用于", "en": "Applies to"},
+    "mod_terms": {"zh": "词条数", "en": "Terms"},
+    "mod_description": {"zh": "说明", "en": "Description"},
+    "mod_pii": {"zh": "个人信息：手机号、身份证号（校验码）、银行卡号（Luhn）、邮箱", "en": "Personal data: mobile, resident ID (checksum), bank card (Luhn), e-mail"},
+    "mod_edit": {"zh": "编辑词表", "en": "Edit a word list"},
+    "mod_words_help": {"zh": "每行一个词；以 re: 开头的行是正则表达式；# 开头是注释", "en": "One term a line; lines starting with re: are regular expressions; # starts a comment"},
+    "mod_save": {"zh": "保存", "en": "Save"},
+    "mod_saved": {"zh": "已保存 {name}，立即生效", "en": "Saved {name}; in effect now"},
+    "mod_try": {"zh": "试一试", "en": "Try it"},
+    "mod_try_text": {"zh": "输入一段文本", "en": "Some text"},
+    "mod_blocked": {"zh": "拦截", "en": "Blocked"},
+    "mod_pass": {"zh": "通过：没有命中任何规则", "en": "Passes: no rule matched"},
+    "mod_audit": {"zh": "审核日志（最近 50 条，不含原文）", "en": "Audit log (last 50, never the matched text)"},
+    "mod_audit_empty": {"zh": "还没有记录。", "en": "Nothing logged yet."},
 }
 
 

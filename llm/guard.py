@@ -1,0 +1,68 @@
+"""Moderation applied in the answer path, the same for every surface: the question before retrieval,
+the answer after generation, and streamed tokens as they go (held back just enough that a forbidden
+term never flashes on screen before it is masked)."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from core.models import Answer
+from llm.chain import StreamEvent
+from moderation.moderator import Moderator, ModerationResult, moderator_for
+from moderation.stream import StreamFilter
+
+def _summary(surface: str, result: ModerationResult) -> list[dict]:
+    return [{"surface": surface, "category": f.category, "rule_id": f.rule_id, "action": f.action} for f in result.findings]
+
+
+def moderate_question(moderator: Moderator | None, question: str) -> tuple[str, Answer | None, list[dict]]:
+    """(question to use, a refusal if the question is blocked, what was done)."""
+    if moderator is None:
+        return question, None, []
+    result = moderator.check(question, "question")
+    actions = _summary("question", result)
+    if result.blocked:
+        refusal = Answer(text=result.message or "", refused=True, mode="extractive", flags={"moderation": actions})
+        return question, refusal, actions
+    return result.text, None, actions
+
+
+def moderate_answer(moderator: Moderator | None, answer: Answer, question_actions: list[dict], final: ModerationResult | None = None) -> Answer:
+    """Apply the answer surface's rules (or the stream filter's final check) to a finished answer."""
+    actions = list(question_actions)
+    if moderator is not None and not answer.refused:
+        result = final if final is not None else moderator.check(answer.text, "answer")
+        actions += _summary("answer", result)
+        if result.blocked:
+            answer.text, answer.refused, answer.citations = result.message or "", True, []
+        elif final is None and result.changed:
+            answer.text = result.text
+        elif final is not None and result.changed:
+            answer.text = moderator.check(answer.text, "answer", audit=False).text
+    if actions:
+        answer.flags["moderation"] = actions
+    return answer
+
+
+def moderate_stream(moderator: Moderator | None, events: Iterator[StreamEvent], question_actions: list[dict]) -> Iterator[StreamEvent]:
+    if moderator is None:
+        for event in events:
+            if event.kind == "answer":
+                event.answer = moderate_answer(None, event.answer, question_actions)
+            yield event
+        return
+    gate = StreamFilter(moderator, "answer")
+    for event in events:
+        if event.kind == "token":
+            shown = gate.push(event.text)
+            if shown:
+                yield StreamEvent("token", shown)
+        elif event.kind == "answer":
+            rest, final = gate.finish()
+            if final.blocked:
+                yield StreamEvent("token", "\n" + (final.message or ""))
+            elif rest:
+                yield StreamEvent("token", rest)
+            yield StreamEvent("answer", answer=moderate_answer(moderator, event.answer, question_actions, final))
+        else:
+            yield event
