@@ -63,6 +63,21 @@ def to_simplified(text: str) -> str:
     return _t2s().convert(text)
 
 
+@lru_cache(maxsize=1)
+def _t2s_char_table() -> dict[int, str]:
+    """OpenCC's one-character Traditional→Simplified mappings as a str.translate table. Built in one
+    convert call (newlines keep characters from forming phrases): about 30 ms, once."""
+    chars = [chr(c) for r in ((0x3400, 0x4DC0), (0x4E00, 0xA000), (0xF900, 0xFB00)) for c in range(*r)]
+    converted = _t2s().convert("\n".join(chars)).split("\n")
+    return {ord(a): b for a, b in zip(chars, converted) if a != b and len(b) == 1}
+
+
+def to_simplified_chars(text: str) -> str:
+    """Character-level Traditional→Simplified at str.translate speed; keeps the length, so offsets
+    survive (what moderation needs). Phrase-level conversion (to_simplified) stays for indexing."""
+    return text.translate(_t2s_char_table())
+
+
 def fold(text: str) -> str:
     """The index view of text: NFKC, Traditional→Simplified, lower case, no invisible characters."""
     return to_simplified(unicodedata.normalize("NFKC", strip_invisible(text))).lower()

@@ -116,14 +116,23 @@ class RuleStore:
         self.version = 0
 
     def _files_stamp(self) -> tuple:
-        files = [self.root / "rules.toml", *sorted((self.root / "words").glob("*.txt"))]
-        return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files if p.exists())
+        """Modification time and size of rules.toml and of the word lists it names: a few stat calls,
+        cheap enough to run on every check (a new category appears only through rules.toml)."""
+        names = self._rules.categories if self._rules is not None else ()
+        stamp = []
+        for path in [self.root / "rules.toml", *(self.root / "words" / f"{n}.txt" for n in names)]:
+            try:
+                st = path.stat()
+                stamp.append((st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                stamp.append(None)
+        return tuple(stamp)
 
     def current(self) -> RuleSet:
         stamp = self._files_stamp()
         with self._lock:
             if self._rules is None or stamp != self._stamp:
                 self._rules = load_rules(self.root)
-                self._stamp = stamp
+                self._stamp = self._files_stamp()
                 self.version += 1
             return self._rules

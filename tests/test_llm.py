@@ -64,7 +64,8 @@ def test_non_streaming_answer_from_the_llm(server, kb_settings):
 
 
 def test_streaming_answer_arrives_in_pieces(server, kb_settings):
-    s = llm_settings(kb_settings, server.base_url)
+    # Long enough to outgrow the moderation filter's hold-back window (64 characters).
+    s = llm_settings(kb_settings, server.base_url, llm_max_tokens=200)
     events = list(stream_ask("一线城市住宿标准是多少？", "kb", s))
     tokens = [e for e in events if e.kind == "token"]
     assert len(tokens) >= 3, "tokens stream one by one, not as one block"
@@ -125,7 +126,9 @@ def test_server_killed_mid_stream_gives_a_clear_error_and_no_hang(kb_settings, t
     require_cpu_backend()
     victim = LLMServer(tmp_path / "victim.log")
     try:
-        s = llm_settings(kb_settings, victim.base_url, llm_max_tokens=400, llm_max_retries=0, llm_stream_idle_timeout=10)
+        # Moderation off: its hold-back window would delay the first token until most of a short answer exists.
+        s = llm_settings(kb_settings, victim.base_url, llm_max_tokens=400, llm_max_retries=0, llm_stream_idle_timeout=10,
+                         moderation_enabled=False)
         t0 = time.monotonic()
         events = []
         for event in stream_ask("请详细介绍知问网关的全部功能、性能和部署要求。", "kb", s):
