@@ -79,6 +79,7 @@ class RagChain:
         self.llm = chat_model if chat_model is not None else make_chat_model(settings)
         self.condense_chain = CONDENSE_PROMPT | self.llm | StrOutputParser()
         self.answer_chain = ANSWER_PROMPT | self.llm | StrOutputParser()
+        self.answer_messages = ANSWER_PROMPT | self.llm  # streamed as message chunks: finish_reason matters
         self.counter = _CallCounter()
         self._config = {"callbacks": [self.counter]}
         # The whole flow as one runnable; stream() reuses its parts to stream the answer's tokens.
@@ -163,10 +164,18 @@ class RagChain:
             yield StreamEvent("answer", answer=self._stamp(answer, turn, t0, calls_before))
             return
         parts: list[str] = []
+        finish_reason = None
         try:
-            for token in self.answer_chain.stream(self._prompt_input(turn), config=self._config):
-                parts.append(token)
-                yield StreamEvent("token", token)
+            for chunk in self.answer_messages.stream(self._prompt_input(turn), config=self._config):
+                finish_reason = chunk.response_metadata.get("finish_reason") or finish_reason
+                token = chunk.content if isinstance(chunk.content, str) else ""
+                if token:
+                    parts.append(token)
+                    yield StreamEvent("token", token)
+            if finish_reason is None:
+                # A server that dies can close the connection cleanly: the SSE stream then just stops.
+                # Only a finish_reason says the answer is complete.
+                raise ConnectionError("回答流在结束前中断 (the stream stopped before the answer finished)")
         except _llm_errors() as exc:
             reason = _describe(exc)
             yield StreamEvent("error", reason)
@@ -174,6 +183,8 @@ class RagChain:
         else:
             turn.timings["llm"] = (time.perf_counter() - t0) * 1000
             answer = self._finish(turn, "".join(parts))
+            if finish_reason == "length":
+                answer.flags["truncated"] = True  # stopped at llm_max_tokens, not by the model
         yield StreamEvent("answer", answer=self._stamp(answer, turn, t0, calls_before))
 
     def _stamp(self, answer: Answer, turn: _Turn, t0: float, calls_before: int) -> Answer:
@@ -205,4 +216,6 @@ def _describe(exc: BaseException) -> str:
         return f"无法连接或连接中断 (connection failed: {exc.__cause__ or exc})"
     if isinstance(exc, openai.APIStatusError):
         return f"服务返回错误 HTTP {exc.status_code}"
+    if isinstance(exc, ConnectionError):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
