@@ -282,6 +282,21 @@ def kb_show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     console.print(table)
 
 
+@kb_app.command("migrate")
+def kb_migrate(name: str, to: str = typer.Option(..., "--to", help="faiss | milvus")) -> None:
+    """把知识库的向量迁移到另一个向量库（校验数量和抽样检索结果后才切换）。"""
+    from ingest.migrate import migrate_kb
+
+    try:
+        report = migrate_kb(name, to, _settings())
+    except ZhiwenError as exc:
+        _fail(exc)
+    console.print(
+        f"已迁移 {escape(name)}: {report.source} → {report.target}，{report.count_after} 个向量，"
+        f"抽样检索一致 {report.samples_agree}/{report.samples}"
+    )
+
+
 @kb_app.command("rm")
 def kb_rm(
     name: str,

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     embedding_model: str = "usem3"
     embedding_batch_size: int = Field(64, ge=1)
 
+    # Vector store of new knowledge bases: FAISS files (embedded default) or Milvus (a Milvus Lite file
+    # inside the knowledge base when milvus_uri is unset; a server such as http://milvus:19530 for teams).
+    vector_store: Literal["faiss", "milvus"] = "faiss"
+    milvus_uri: str | None = None
+    milvus_token: str | None = None
+
     top_k: int = Field(5, ge=1, le=100)
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     # Weighted fusion: bm25_weight * max-normalised BM25 + dense_weight * min-max-normalised cosine.

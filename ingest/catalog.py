@@ -83,6 +83,13 @@ class Catalog:
     def version(self) -> int:
         return int(self.get_meta("version", "0") or 0)
 
+    def bump_version(self) -> None:
+        """Tell every reader its derived indexes are stale (e.g. after a vector-store migration)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._bump_version()
+            self._conn.execute("COMMIT")
+
     def _bump_version(self) -> None:
         self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
         self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('updated_at', ?)", (utcnow().isoformat(),))
@@ -203,12 +210,13 @@ class Catalog:
                     out[th] = np.frombuffer(blob, dtype=np.float32)
         return out
 
-    def all_embeddings(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    def all_embeddings(self, dim: int, with_doc_ids: bool = False):
+        """(row ids, vectors) of every chunk, plus their doc ids when asked (Milvus stores them)."""
         with self._lock:
-            rows = self._conn.execute("SELECT rowid, embedding FROM chunks ORDER BY rowid").fetchall()
+            rows = self._conn.execute("SELECT rowid, embedding, doc_id FROM chunks ORDER BY rowid").fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim) if rows else np.zeros((0, dim), np.float32)
-        return ids, vecs
+        return (ids, vecs, [r[2] for r in rows]) if with_doc_ids else (ids, vecs)
 
     def all_tokens(self) -> tuple[list[int], list[list[str]]]:
         with self._lock:

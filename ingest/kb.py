@@ -8,6 +8,7 @@ Writers take a file lock, so two ingests into one knowledge base run one after t
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import threading
@@ -23,11 +24,16 @@ from ingest.catalog import Catalog, utcnow
 from retrieval.bm25 import BM25Index
 from retrieval.embedders import Embedder, get_embedder
 from retrieval.faiss_store import FaissStore
+from retrieval.milvus_store import MilvusStore
+
+VectorStore = FaissStore | MilvusStore
 from retrieval.retriever import HybridRetriever
 
 _NAME_RE = re.compile(r"^[\w\u4e00-\u9fff][\w\u4e00-\u9fff.\-]{0,63}$")
 CATALOG_FILE = "catalog.sqlite3"
 FAISS_FILE = "faiss.index"
+MILVUS_LITE_FILE = "milvus.db"
+MILVUS_STAMP_FILE = "milvus.stamp.json"
 BM25_FILE = "bm25.index"
 
 
@@ -60,6 +66,7 @@ class KnowledgeBase:
         kb = cls(name, directory, settings)
         if kb.catalog.get_meta("embedding_model") is None:
             kb.catalog.set_meta("embedding_model", settings.embedding_model)
+            kb.catalog.set_meta("vector_store", settings.vector_store)
             kb.catalog.set_meta("created_at", utcnow().isoformat())
         return kb
 
@@ -81,7 +88,7 @@ class KnowledgeBase:
     def embedder(self) -> Embedder:
         return get_embedder(self.embedding_model, self.settings.embedding_batch_size)
 
-    def indexes(self) -> tuple[FaissStore, BM25Index]:
+    def indexes(self) -> tuple[VectorStore, BM25Index]:
         """Indexes that reflect the current catalogue version: loaded, or rebuilt when stale."""
         version = self.catalog.version()
         with self._index_lock:
@@ -90,7 +97,7 @@ class KnowledgeBase:
                 # indexes when its batch ends, and rebuilding after every file would cost O(N) each.
                 return self._indexes[1], self._indexes[2]
             _, n_chunks = self.catalog.counts()
-            vectors = self._load_faiss(version, n_chunks)
+            vectors = self._load_vectors(version, n_chunks)
             bm25 = self._load_bm25(version, n_chunks)
             if vectors is None or bm25 is None:
                 vectors, bm25 = self._rebuild(vectors, bm25)
@@ -109,13 +116,45 @@ class KnowledgeBase:
         self.write_lock.release()
         return False
 
-    def _load_faiss(self, version: int, n_chunks: int) -> FaissStore | None:
+    @property
+    def vector_store_kind(self) -> str:
+        """The backend this knowledge base was built on (recorded at creation; `kb migrate` changes it)."""
+        return self.catalog.get_meta("vector_store") or "faiss"
+
+    def _milvus(self) -> MilvusStore:
+        uri = self.settings.milvus_uri or str(self.dir / MILVUS_LITE_FILE)
+        # One collection per knowledge base; names must be ASCII, knowledge-base names need not be.
+        collection = "zhiwen_" + hashlib.sha1(str(self.dir.resolve()).encode("utf-8")).hexdigest()[:16]
+        return MilvusStore(uri, self.embedder().dim, token=self.settings.milvus_token, collection=collection)
+
+    def _vector_stamp_path(self) -> Path:
+        return self.dir / (FAISS_FILE if self.vector_store_kind == "faiss" else MILVUS_STAMP_FILE)
+
+    def _load_vectors(self, version: int, n_chunks: int) -> VectorStore | None:
+        """The vector store, if it reflects this catalogue version (else None: rebuild)."""
+        if self.vector_store_kind == "milvus":
+            store = self._milvus()
+            stamp = MilvusStore.read_stamp(self.dir / MILVUS_STAMP_FILE)
+            fresh = stamp is not None and stamp.get("version") == version and store.count() == n_chunks
+            if not fresh:
+                store.drop()  # rebuilt from the catalogue below
+                return None
+            return store
         loaded = FaissStore.load(self.dir / FAISS_FILE)
         if loaded is None:
             return None
         store, header = loaded
         fresh = header.get("version") == version and store.count() == n_chunks and header.get("model") == self.embedding_model
         return store if fresh else None
+
+    def new_vector_store(self, kind: str | None = None) -> VectorStore:
+        """An empty store of this knowledge base's kind (or ``kind``) filled from the catalogue."""
+        kind = kind or self.vector_store_kind
+        dim = self.embedder().dim
+        ids, matrix, doc_ids = self.catalog.all_embeddings(dim, with_doc_ids=True)
+        store: VectorStore = FaissStore(dim) if kind == "faiss" else self._milvus()
+        store.add(ids, matrix, doc_ids)
+        return store
 
     def _load_bm25(self, version: int, n_chunks: int) -> BM25Index | None:
         loaded = BM25Index.load(self.dir / BM25_FILE)
@@ -124,22 +163,22 @@ class KnowledgeBase:
         index, header = loaded
         return index if header.get("version") == version and index.count() == n_chunks else None
 
-    def _rebuild(self, vectors: FaissStore | None, bm25: BM25Index | None) -> tuple[FaissStore, BM25Index]:
+    def _rebuild(self, vectors: VectorStore | None, bm25: BM25Index | None) -> tuple[VectorStore, BM25Index]:
         if vectors is None:
-            dim = self.embedder().dim
-            ids, matrix = self.catalog.all_embeddings(dim)
-            vectors = FaissStore(dim)
-            vectors.add(ids, matrix)
-        if bm25 is None:
-            ids_list, tokens = self.catalog.all_tokens()
-            bm25 = BM25Index(ids_list, tokens)
-        return vectors, bm25
+            vectors = self.new_vector_store()
+        return vectors, bm25 if bm25 is not None else self.fresh_bm25()
 
-    def _save(self, vectors: FaissStore, bm25: BM25Index, version: int) -> None:
-        vectors.save(self.dir / FAISS_FILE, version, self.embedding_model)
+    def fresh_bm25(self) -> BM25Index:
+        """BM25 over every chunk's stored tokens (bm25s has no incremental update; this takes well
+        under a second for tens of thousands of chunks)."""
+        ids, tokens = self.catalog.all_tokens()
+        return BM25Index(ids, tokens)
+
+    def _save(self, vectors: VectorStore, bm25: BM25Index, version: int) -> None:
+        vectors.save(self._vector_stamp_path(), version, self.embedding_model)
         bm25.save(self.dir / BM25_FILE, version)
 
-    def commit_indexes(self, vectors: FaissStore, bm25: BM25Index) -> None:
+    def commit_indexes(self, vectors: VectorStore, bm25: BM25Index) -> None:
         """Persist indexes brought up to date by a writer, stamped with the catalogue version now."""
         version = self.catalog.version()
         self._save(vectors, bm25, version)

@@ -28,7 +28,6 @@ from ingest.clean import clean_pages
 from ingest.kb import KnowledgeBase
 from ingest.loaders import SUPPORTED_SUFFIXES, load_bytes
 from moderation.moderator import moderator_for
-from retrieval.bm25 import BM25Index
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +77,15 @@ class _IndexWriter:
         self.vectors = vectors.clone()
         self.dirty = False
 
-    def apply(self, added: list[int], removed: list[int], embeddings: np.ndarray) -> None:
+    def apply(self, added: list[int], removed: list[int], embeddings: np.ndarray, doc_id: str) -> None:
         self.vectors.remove(removed)
-        self.vectors.add(np.asarray(added, dtype=np.int64), embeddings)
+        self.vectors.add(np.asarray(added, dtype=np.int64), embeddings, [doc_id] * len(added))
         self.dirty = True
 
     def commit(self) -> None:
         if not self.dirty:
             return
-        ids, tokens = self.kb.catalog.all_tokens()
-        self.kb.commit_indexes(self.vectors, BM25Index(ids, tokens))
+        self.kb.commit_indexes(self.vectors, self.kb.fresh_bm25())
         self.dirty = False
 
 
@@ -169,7 +167,7 @@ def _moderate_ingested(kb: KnowledgeBase, source: str, text: str) -> str:
 def commit_prepared(kb: KnowledgeBase, p: PreparedDocument, embedded: tuple[np.ndarray, list[str]], writer: _IndexWriter) -> IngestResult:
     embeddings, hashes = embedded
     added, removed = kb.catalog.replace_document(p.document, p.text, p.page_spans, p.chunks, p.tokens, hashes, embeddings)
-    writer.apply(added, removed, embeddings)
+    writer.apply(added, removed, embeddings, p.document.id)
     return IngestResult(
         source=p.document.source, status="updated" if p.replaces else "indexed", n_chunks=len(p.chunks), doc_id=p.document.id
     )
@@ -269,8 +267,7 @@ def remove_document(kb_name: str, source: str, settings: Settings) -> bool:
         if removed is None:
             return False
         vectors.remove(removed)
-        ids, tokens = kb.catalog.all_tokens()
-        kb.commit_indexes(vectors, BM25Index(ids, tokens))
+        kb.commit_indexes(vectors, kb.fresh_bm25())
         return True
 
 
