@@ -32,10 +32,11 @@ def dataset(n: int, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return vectors, q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
-def run_store(store, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def run_store(store, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, stamp: Path) -> dict[str, float]:
     ids = np.arange(len(vectors))
     t0 = time.perf_counter()
     store.add(ids, vectors, ["d"] * len(ids))
+    store.save(stamp, version=1, model="bench")  # what a knowledge base does after a batch: Milvus flushes (seals, indexes)
     load_s = time.perf_counter() - t0
     store.search(queries[0], K)  # warm-up
     latencies, recalls = [], []
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     from retrieval.milvus_store import MilvusStore
 
-    print("| chunks | store | insert s | query p50 ms | query p95 ms | recall@10 vs exact |")
+    print("| chunks | store | insert + save s | query p50 ms | query p95 ms | recall@10 vs exact |")
     print("|---:|---|---:|---:|---:|---:|")
     for n in args.sizes:
         vectors, queries = dataset(n, args.queries)
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             stores = {"FAISS (IndexFlatIP, in process)": FaissStore(DIM),
                       "Milvus Lite (FLAT, local file)": MilvusStore(str(Path(tmp) / "bench.db"), DIM)}
             for name, store in stores.items():
-                r = run_store(store, vectors, queries, truth)
+                r = run_store(store, vectors, queries, truth, Path(tmp) / f"{store.kind}.stamp")
                 print(f"| {n:,} | {name} | {r['load_s']:.1f} | {r['p50']:.2f} | {r['p95']:.2f} | {r['recall']:.3f} |", flush=True)
             stores["Milvus Lite (FLAT, local file)"].close()
 

@@ -48,7 +48,7 @@ class MilvusStore:
         doc_ids = doc_ids or [""] * len(ids)
         rows = [{"id": int(i), "doc_id": d, "vector": v.tolist()} for i, d, v in zip(ids, doc_ids, np.asarray(vectors, np.float32))]
         for start in range(0, len(rows), 1000):
-            self.client.upsert(self.collection, rows[start : start + 1000])
+            self.client.insert(self.collection, rows[start : start + 1000])  # row ids are never reused: no upsert
 
     def remove(self, ids: list[int] | np.ndarray) -> None:
         if len(ids):
