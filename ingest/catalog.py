@@ -238,6 +238,17 @@ class Catalog:
             for r in rows
         }
 
+    def rowids_of_sources(self, sources: list[str]) -> list[int]:
+        """Chunk row ids of the given documents: what a metadata filter hands the retriever."""
+        if not sources:
+            return []
+        marks = ",".join("?" * len(sources))
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT c.rowid FROM chunks c JOIN documents d ON c.doc_id = d.id WHERE d.source IN ({marks})", sources
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def chunk_by_id(self, chunk_id: str) -> Chunk | None:
         with self._lock:
             row = self._conn.execute("SELECT rowid FROM chunks WHERE id = ?", (chunk_id,)).fetchone()

@@ -43,10 +43,17 @@ class FaissStore:
     def count(self) -> int:
         return int(self.index.ntotal)
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def search(self, vector: np.ndarray, k: int, allowed_ids: list[int] | None = None) -> list[tuple[int, float]]:
+        """Top-k (id, cosine); ``allowed_ids`` restricts the search (metadata filters resolve to ids
+        in the catalogue, so every store filters the same way)."""
         if self.index.ntotal == 0 or k <= 0:
             return []
-        scores, ids = self.index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), min(k, self.index.ntotal))
+        params = None
+        if allowed_ids is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64)))
+        scores, ids = self.index.search(
+            np.asarray(vector, dtype=np.float32).reshape(1, -1), min(k, self.index.ntotal), params=params
+        )
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
 
     def similarity(self, vector: np.ndarray, ids: list[int]) -> dict[int, float]:

@@ -61,10 +61,10 @@ class MilvusStore:
         result = self.client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(result[0]["count(*)"])
 
-    def search(self, vector: np.ndarray, k: int, doc_ids: list[str] | None = None) -> list[tuple[int, float]]:
+    def search(self, vector: np.ndarray, k: int, allowed_ids: list[int] | None = None) -> list[tuple[int, float]]:
         if k <= 0:
             return []
-        expr = "doc_id in [" + ",".join(json.dumps(d) for d in doc_ids) + "]" if doc_ids else ""
+        expr = "id in [" + ",".join(str(int(i)) for i in allowed_ids) + "]" if allowed_ids is not None else ""
         hits = self.client.search(self.collection, data=[np.asarray(vector, np.float32).tolist()], limit=k, filter=expr,
                                   output_fields=[])
         return [(int(h["id"]), float(h["distance"])) for h in hits[0]]

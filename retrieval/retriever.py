@@ -60,12 +60,16 @@ class HybridRetriever:
         self.dense_weight = dense_weight
         self.fusion = fusion
 
-    def search(self, query: str, top_k: int = 5) -> RetrievalResult:
+    def search(self, query: str, top_k: int = 5, allowed_ids: list[int] | None = None) -> RetrievalResult:
+        """``allowed_ids`` (chunk row ids, e.g. the chunks of some documents) restricts both retrievers."""
         timings: dict[str, float] = {}
         n_candidates = max(top_k * 4, 20)
         t0 = time.perf_counter()
         tokens = search_tokens(query) if self.mode != "dense" else []
         bm25_scores, coverage = self.bm25.score(tokens)
+        if allowed_ids is not None and len(bm25_scores):
+            keep = np.isin(self.bm25.ids, np.asarray(allowed_ids, dtype=np.int64))
+            bm25_scores = np.where(keep, bm25_scores, 0.0)
         bm25_top: dict[int, float] = {}
         if self.mode != "dense" and len(bm25_scores):
             k = min(n_candidates, len(bm25_scores))
@@ -79,7 +83,7 @@ class HybridRetriever:
             qvec = self.embedder.embed_query(fold(query))
             timings["embed"] = (time.perf_counter() - t1) * 1000
             t2 = time.perf_counter()
-            dense_top = dict(self.vectors.search(qvec, n_candidates))
+            dense_top = dict(self.vectors.search(qvec, n_candidates, allowed_ids=allowed_ids))
             if self.mode == "hybrid":
                 missing = [i for i in bm25_top if i not in dense_top]
                 dense_top.update(self.vectors.similarity(qvec, missing))

@@ -42,6 +42,8 @@ def test_store_add_search_filter_remove_persist(kind, tmp_path):
     assert store.search(vectors[2], 1)[0][0] == 12
     assert store.search(vectors[2], 1)[0][1] == pytest.approx(1.0, abs=1e-5)
     assert store.similarity(vectors[0], [10, 13])[10] == pytest.approx(1.0, abs=1e-5)
+    filtered = store.search(vectors[2], 3, allowed_ids=[14, 15])
+    assert {i for i, _ in filtered} == {14, 15}, "a filter restricts the candidates"
     store.remove([12, 13])
     assert store.count() == 4 and 12 not in dict(store.search(vectors[2], 6))
     store.save(tmp_path / f"{kind}.stamp", version=3, model="test")
@@ -82,6 +84,9 @@ def test_knowledge_base_contract(kind, tmp_path):
         hits = kb.retriever().search("一线城市住宿每晚多少钱", 10).hits
         assert any("700元" in h.chunk.text for h in hits) and not any("600元" in h.chunk.text for h in hits)
         assert all(not h.chunk.source.endswith(".csv") for h in hits)
+        only = str(tmp_path / "corpus" / "员工手册.txt")
+        filtered = kb.retriever().search("一线城市住宿每晚多少钱", 5, allowed_ids=kb.catalog.rowids_of_sources([only])).hits
+        assert filtered and all(h.chunk.source == only for h in filtered), "metadata filter by document"
 
 
 @pytest.mark.skipif(not HAS_MILVUS, reason="milvus extra not installed: pip install -e '.[milvus]'")
