@@ -35,10 +35,9 @@ def moderate_answer(moderator: Moderator | None, answer: Answer, question_action
         actions += _summary("answer", result)
         if result.blocked:
             answer.text, answer.refused, answer.citations = result.message or "", True, []
-        elif final is None and result.changed:
-            answer.text = result.text
-        elif final is not None and result.changed:
-            answer.text = moderator.check(answer.text, "answer", audit=False).text
+        elif result.changed:
+            # The stream's check saw the raw tokens; the answer's text (markers parsed) is masked afresh.
+            answer.text = result.text if final is None else moderator.check(answer.text, "answer", audit=False).text
     if actions:
         answer.flags["moderation"] = actions
     return answer
@@ -46,10 +45,7 @@ def moderate_answer(moderator: Moderator | None, answer: Answer, question_action
 
 def moderate_stream(moderator: Moderator | None, events: Iterator[StreamEvent], question_actions: list[dict]) -> Iterator[StreamEvent]:
     if moderator is None:
-        for event in events:
-            if event.kind == "answer":
-                event.answer = moderate_answer(None, event.answer, question_actions)
-            yield event
+        yield from events
         return
     gate = StreamFilter(moderator, "answer")
     for event in events:
