@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -126,6 +127,46 @@ def test_a_killed_run_resumes_without_asking_again(sample_eval, tmp_path):
         if r.id in first:
             assert r.finished_at == first[r.id], "questions answered before the kill are not asked again"
     assert "hit_at_5" in done.stdout and (out / "report.html").exists()
+
+    # The resumed run's report equals an uninterrupted run's (latency aside).
+    straight = run_eval(dataset, "kb", tmp_path / "straight", settings)
+    resumed_agg = load_aggregate(out)
+    straight_agg = json.loads(json.dumps(write_report(tmp_path / "straight", straight, {"dataset": str(dataset), "kb": "kb"})))
+    for agg in (resumed_agg, straight_agg):
+        agg.pop("latency_ms")
+    assert resumed_agg == straight_agg
+    assert [r.prediction for r in sorted(records, key=lambda r: r.id)] == [r.prediction for r in sorted(straight, key=lambda r: r.id)]
+
+
+def test_html_report_renders(sample_eval, tmp_path):
+    """The report is well-formed HTML with its plot: parsed here, and shown in headless Chromium when present."""
+    from html.parser import HTMLParser
+
+    settings, dataset = sample_eval
+    out = tmp_path / "run"
+    write_report(out, run_eval(dataset, "kb", out, settings), {"dataset": str(dataset), "kb": "kb"})
+    html_text = (out / "report.html").read_text(encoding="utf-8")
+
+    class Collect(HTMLParser):
+        tags: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+
+    parser = Collect()
+    parser.feed(html_text)
+    assert {"title", "pre", "img"} <= set(parser.tags)
+    if not Path("/usr/bin/chromium").exists() or importlib.util.find_spec("playwright") is None:
+        pytest.skip("Chromium or playwright missing: the HTML was parsed but not rendered")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.goto((out / "report.html").as_uri())
+        assert page.locator("img").evaluate("img => img.naturalWidth") > 100, "the plot image decodes"
+        assert "火星上有多少颗卫星" in page.inner_text("body")
+        browser.close()
 
 
 def test_folder_builder_checks_sources_and_rewrites_them_as_ingested(tmp_path):
