@@ -35,7 +35,7 @@ def dataset(n: int, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 def run_store(store, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, stamp: Path) -> dict[str, float]:
     ids = np.arange(len(vectors))
     t0 = time.perf_counter()
-    store.add(ids, vectors, ["d"] * len(ids))
+    store.add(ids, vectors, [{"doc_id": "d", "source": "bench.md"}] * len(ids))
     store.save(stamp, version=1, model="bench")  # what a knowledge base does after a batch: Milvus flushes (seals, indexes)
     load_s = time.perf_counter() - t0
     store.search(queries[0], K)  # warm-up

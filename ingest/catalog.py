@@ -210,13 +210,20 @@ class Catalog:
                     out[th] = np.frombuffer(blob, dtype=np.float32)
         return out
 
-    def all_embeddings(self, dim: int, with_doc_ids: bool = False):
-        """(row ids, vectors) of every chunk, plus their doc ids when asked (Milvus stores them)."""
+    def all_embeddings(self, dim: int, with_meta: bool = False):
+        """(row ids, vectors) of every chunk, plus each chunk's citation metadata when asked (Milvus
+        stores it beside the vector)."""
         with self._lock:
-            rows = self._conn.execute("SELECT rowid, embedding, doc_id FROM chunks ORDER BY rowid").fetchall()
+            rows = self._conn.execute(
+                'SELECT c.rowid, c.embedding, c.doc_id, c.id, d.source, c.page, c.start, c."end" '
+                "FROM chunks c JOIN documents d ON c.doc_id = d.id ORDER BY c.rowid"
+            ).fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim) if rows else np.zeros((0, dim), np.float32)
-        return (ids, vecs, [r[2] for r in rows]) if with_doc_ids else (ids, vecs)
+        if not with_meta:
+            return ids, vecs
+        meta = [{"doc_id": r[2], "chunk_id": r[3], "source": r[4], "page": r[5], "start": r[6], "end": r[7]} for r in rows]
+        return ids, vecs, meta
 
     def all_tokens(self) -> tuple[list[int], list[list[str]]]:
         with self._lock:

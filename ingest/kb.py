@@ -151,9 +151,9 @@ class KnowledgeBase:
         """An empty store of this knowledge base's kind (or ``kind``) filled from the catalogue."""
         kind = kind or self.vector_store_kind
         dim = self.embedder().dim
-        ids, matrix, doc_ids = self.catalog.all_embeddings(dim, with_doc_ids=True)
+        ids, matrix, meta = self.catalog.all_embeddings(dim, with_meta=True)
         store: VectorStore = FaissStore(dim) if kind == "faiss" else self._milvus()
-        store.add(ids, matrix, doc_ids)
+        store.add(ids, matrix, meta)
         return store
 
     def _load_bm25(self, version: int, n_chunks: int) -> BM25Index | None:

@@ -77,9 +77,10 @@ class _IndexWriter:
         self.vectors = vectors.clone()
         self.dirty = False
 
-    def apply(self, added: list[int], removed: list[int], embeddings: np.ndarray, doc_id: str) -> None:
+    def apply(self, added: list[int], removed: list[int], embeddings: np.ndarray, chunks: list[Chunk]) -> None:
         self.vectors.remove(removed)
-        self.vectors.add(np.asarray(added, dtype=np.int64), embeddings, [doc_id] * len(added))
+        meta = [{"doc_id": c.doc_id, "chunk_id": c.id, "source": c.source, "page": c.page, "start": c.start, "end": c.end} for c in chunks]
+        self.vectors.add(np.asarray(added, dtype=np.int64), embeddings, meta)
         self.dirty = True
 
     def commit(self) -> None:
@@ -167,7 +168,7 @@ def _moderate_ingested(kb: KnowledgeBase, source: str, text: str) -> str:
 def commit_prepared(kb: KnowledgeBase, p: PreparedDocument, embedded: tuple[np.ndarray, list[str]], writer: _IndexWriter) -> IngestResult:
     embeddings, hashes = embedded
     added, removed = kb.catalog.replace_document(p.document, p.text, p.page_spans, p.chunks, p.tokens, hashes, embeddings)
-    writer.apply(added, removed, embeddings, p.document.id)
+    writer.apply(added, removed, embeddings, p.chunks)
     return IngestResult(
         source=p.document.source, status="updated" if p.replaces else "indexed", n_chunks=len(p.chunks), doc_id=p.document.id
     )

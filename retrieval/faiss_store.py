@@ -26,7 +26,8 @@ class FaissStore:
         self.dim = dim
         self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray, doc_ids: list[str] | None = None) -> None:
+    def add(self, ids: np.ndarray, vectors: np.ndarray, meta: list[dict] | None = None) -> None:
+        """``meta`` is for stores that keep metadata (Milvus); FAISS keeps vectors only."""
         if len(ids):
             self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
 

@@ -34,6 +34,12 @@ class MilvusStore:
             schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
             schema.add_field("id", DataType.INT64, is_primary=True)
             schema.add_field("doc_id", DataType.VARCHAR, max_length=80)
+            # What a citation needs, so other tools reading the collection can cite too.
+            schema.add_field("chunk_id", DataType.VARCHAR, max_length=96)
+            schema.add_field("source", DataType.VARCHAR, max_length=2048)
+            schema.add_field("page", DataType.INT64)  # -1: no page
+            schema.add_field("start", DataType.INT64)
+            schema.add_field("end", DataType.INT64)
             schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
             index = self.client.prepare_index_params()
             lite = not uri.startswith(("http://", "https://", "tcp://"))
@@ -42,11 +48,17 @@ class MilvusStore:
             self.client.create_collection(collection, schema=schema, index_params=index)
         self.client.load_collection(collection)
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray, doc_ids: list[str] | None = None) -> None:
+    def add(self, ids: np.ndarray, vectors: np.ndarray, meta: list[dict] | None = None) -> None:
+        """``meta``: per vector, doc_id and the citation fields (chunk_id, source, page, start, end)."""
         if not len(ids):
             return
-        doc_ids = doc_ids or [""] * len(ids)
-        rows = [{"id": int(i), "doc_id": d, "vector": v.tolist()} for i, d, v in zip(ids, doc_ids, np.asarray(vectors, np.float32))]
+        meta = meta or [{}] * len(ids)
+        rows = [
+            {"id": int(i), "doc_id": m.get("doc_id", ""), "chunk_id": m.get("chunk_id", ""), "source": m.get("source", ""),
+             "page": m.get("page") if m.get("page") is not None else -1, "start": m.get("start", 0), "end": m.get("end", 0),
+             "vector": v.tolist()}
+            for i, m, v in zip(ids, meta, np.asarray(vectors, np.float32))
+        ]
         for start in range(0, len(rows), 1000):
             self.client.insert(self.collection, rows[start : start + 1000])  # row ids are never reused: no upsert
 

@@ -37,7 +37,8 @@ def unit_vectors(n: int, dim: int = 8) -> np.ndarray:
 def test_store_add_search_filter_remove_persist(kind, tmp_path):
     vectors = unit_vectors(6)
     store = make_store(kind, tmp_path)
-    store.add(np.arange(10, 16), vectors, ["a", "a", "b", "b", "c", "c"])
+    store.add(np.arange(10, 16), vectors, [{"doc_id": d, "chunk_id": f"{d}-{i}", "source": f"{d}.md", "page": None, "start": 0, "end": 5}
+                                           for i, d in enumerate("aabbcc")])
     assert store.count() == 6
     assert store.search(vectors[2], 1)[0][0] == 12
     assert store.search(vectors[2], 1)[0][1] == pytest.approx(1.0, abs=1e-5)
@@ -84,6 +85,11 @@ def test_knowledge_base_contract(kind, tmp_path):
         hits = kb.retriever().search("一线城市住宿每晚多少钱", 10).hits
         assert any("700元" in h.chunk.text for h in hits) and not any("600元" in h.chunk.text for h in hits)
         assert all(not h.chunk.source.endswith(".csv") for h in hits)
+        if kind == "milvus":  # the collection itself carries what a citation needs
+            rows = vectors.client.query(vectors.collection, filter="id >= 0", output_fields=["chunk_id", "source", "start", "end"], limit=5)
+            for row in rows:
+                chunk = kb.catalog.chunk_by_id(row["chunk_id"])
+                assert chunk is not None and (row["source"], row["start"], row["end"]) == (chunk.source, chunk.start, chunk.end)
         only = str(tmp_path / "corpus" / "员工手册.txt")
         filtered = kb.retriever().search("一线城市住宿每晚多少钱", 5, allowed_ids=kb.catalog.rowids_of_sources([only])).hits
         assert filtered and all(h.chunk.source == only for h in filtered), "metadata filter by document"
