@@ -457,6 +457,58 @@ def moderation_check(
     console.print(f"[dim]规则目录 (rules): {escape(str(moderator.store.root))}[/]")
 
 
+keys_app = typer.Typer(help="API key 管理 (API keys)", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(name: str, role: list[str] = typer.Option(..., "--role", help="KB:read|write|admin，可重复；* 表示全部知识库")) -> None:
+    """新建 API key（密钥只显示这一次）。"""
+    from app.api.keys import create_key, parse_roles
+
+    try:
+        key, token = create_key(_settings(), name, parse_roles(role))
+    except ZhiwenError as exc:
+        _fail(exc)
+    console.print(f"{key.id}  {escape(name)}  {key.roles}")
+    typer.echo(token)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """列出 API key（不显示密钥）。"""
+    from app.api.keys import load_keys
+
+    for k in load_keys(_settings()).values():
+        console.print(f"{k.id}  {escape(k.name)}  {k.roles}  {'已吊销 revoked' if k.revoked else ''}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """吊销一个 API key。"""
+    from app.api.keys import revoke_key
+
+    if not revoke_key(_settings(), key_id):
+        _fail(ZhiwenError(f"没有 id 为 {key_id} 的 key (no such key)"))
+    console.print(f"已吊销 {key_id}")
+
+
+@app.command()
+def api(
+    host: str = typer.Option("127.0.0.1", help="监听地址"),
+    port: int = typer.Option(8080, help="端口"),
+    auth: Optional[bool] = typer.Option(None, "--auth/--no-auth", help="默认：只在 127.0.0.1 上关闭认证"),
+) -> None:
+    """启动 OpenAI 兼容的 HTTP API（/v1/chat/completions、/v1/models）。"""
+    import uvicorn
+
+    from app.api.server import create_app
+
+    use_auth = auth if auth is not None else host not in ("127.0.0.1", "localhost")
+    err.print(f"知问 API: http://{host}:{port}/v1  认证 (auth): {'开' if use_auth else '关'}")
+    uvicorn.run(create_app(_settings(), auth=use_auth), host=host, port=port, log_level="warning")
+
+
 @app.command()
 def ui(
     host: str = typer.Option("127.0.0.1", help="监听地址 (bind address)"),

@@ -1,0 +1,1 @@
+"""The HTTP API: OpenAI-compatible chat over knowledge bases, with API keys and per-KB roles."""

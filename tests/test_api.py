@@ -1,0 +1,106 @@
+"""The HTTP API as clients see it: a real `zhiwen api` process on 127.0.0.1, API keys with per-KB
+roles, and the official OpenAI Python client against the chat endpoint, streaming included."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.api.keys import create_key, revoke_key
+from core.settings import load_settings
+from ingest.pipeline import ingest_paths
+from tests.conftest import SAMPLES
+from tests.llm_server import free_port
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    root = tmp_path_factory.mktemp("api")
+    settings = load_settings(data_dir=root / "data")
+    shutil.copytree(SAMPLES, root / "corpus")
+    ingest_paths([root / "corpus"], "demo", settings)
+    ingest_paths([SAMPLES / "常见问题.csv"], "secret", settings)
+    _, reader = create_key(settings, "reader", {"demo": "read"})
+    _, other = create_key(settings, "other", {"secret": "admin"})
+    revoked_key, revoked = create_key(settings, "gone", {"*": "admin"})
+    revoke_key(settings, revoked_key.id)
+    port = free_port()
+    env = {**os.environ, "ZHIWEN_DATA_DIR": str(settings.data_dir), "ZHIWEN_CONFIG": str(root / "none.toml")}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "zhiwen"), "api", "--port", str(port), "--auth"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "API did not start"
+        time.sleep(0.1)  # health polling, not test synchronisation
+    yield base, {"reader": reader, "other": other, "revoked": revoked}
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_every_endpoint_needs_a_key(api):
+    base, _ = api
+    assert httpx.get(f"{base}/v1/models").status_code == 401
+    r = httpx.post(f"{base}/v1/chat/completions", json={"model": "demo", "messages": [{"role": "user", "content": "问题"}]})
+    assert r.status_code == 401
+
+
+def test_revoked_and_wrong_keys_are_refused(api):
+    base, keys = api
+    headers = {"Authorization": f"Bearer {keys['revoked']}"}
+    assert httpx.get(f"{base}/v1/models", headers=headers).status_code == 401
+    assert httpx.get(f"{base}/v1/models", headers={"Authorization": "Bearer zw-nothing-here"}).status_code == 401
+
+
+def test_a_key_without_the_role_gets_403(api):
+    base, keys = api
+    body = {"model": "demo", "messages": [{"role": "user", "content": "一线城市住宿标准是多少？"}]}
+    r = httpx.post(f"{base}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {keys['other']}"})
+    assert r.status_code == 403
+
+
+def test_models_lists_only_readable_knowledge_bases(api):
+    base, keys = api
+    r = httpx.get(f"{base}/v1/models", headers={"Authorization": f"Bearer {keys['reader']}"})
+    assert [m["id"] for m in r.json()["data"]] == ["demo"]
+
+
+def test_openai_client_asks_and_streams_with_citations(api):
+    from openai import OpenAI
+
+    base, keys = api
+    client = OpenAI(base_url=f"{base}/v1", api_key=keys["reader"])
+    reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "一线城市住宿标准是多少？"}])
+    assert "600元" in reply.choices[0].message.content
+    extra = reply.model_extra
+    assert extra["citations"][0]["source"].endswith("差旅报销制度.md") and extra["zhiwen"]["refused"] is False
+
+    stream = client.chat.completions.create(model="demo", stream=True, messages=[
+        {"role": "user", "content": "知问网关的性能怎么样？"}, {"role": "assistant", "content": "很好。"},
+        {"role": "user", "content": "它的延迟是多少?"}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert "毫秒" in text
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[-1].model_extra["citations"], "citations arrive with the final event"
+
+
+def test_unknown_knowledge_base_needs_a_role_first(api):
+    """A key learns nothing about knowledge bases it has no role on: 403, not 404."""
+    base, keys = api
+    r = httpx.post(f"{base}/v1/chat/completions", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]},
+                   headers={"Authorization": f"Bearer {keys['reader']}"})
+    assert r.status_code == 403
