@@ -9,7 +9,7 @@ Overlap repeats the previous chunk's last whole sentences, up to ``overlap`` tok
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from core.text import count_tokens, split_sentences, word_spans
 

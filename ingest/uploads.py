@@ -34,7 +34,7 @@ def uploads_dir(kb_name: str, settings: Settings) -> Path:
 def save_upload(kb_name: str, filename: str, data: bytes, settings: Settings) -> Path:
     name = safe_filename(filename)
     if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise LoadError(name, f"不支持的文件类型 (unsupported type)", "支持: " + " ".join(sorted(SUPPORTED_SUFFIXES)))
+        raise LoadError(name, "不支持的文件类型 (unsupported type)", "支持: " + " ".join(sorted(SUPPORTED_SUFFIXES)))
     if len(data) > MAX_UPLOAD_BYTES:
         raise LoadError(name, f"文件太大 (file too large: {len(data) // 1024 // 1024} MB > {MAX_UPLOAD_BYTES // 1024 // 1024} MB)")
     path = uploads_dir(kb_name, settings) / name

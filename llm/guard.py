@@ -8,7 +8,7 @@ from typing import Iterator
 
 from core.models import Answer
 from llm.chain import StreamEvent
-from moderation.moderator import Moderator, ModerationResult, moderator_for
+from moderation.moderator import Moderator, ModerationResult
 from moderation.stream import StreamFilter
 
 def _summary(surface: str, result: ModerationResult) -> list[dict]:
