@@ -150,10 +150,16 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> Iterat
         yield from _trimmed_span(text, pos, end)
 
 
-def _trimmed_span(text: str, a: int, b: int) -> Iterator[tuple[int, int]]:
+def trim_span(text: str, a: int, b: int) -> tuple[int, int]:
+    """(a, b) narrowed to exclude leading and trailing whitespace."""
     while a < b and text[a].isspace():
         a += 1
     while b > a and text[b - 1].isspace():
         b -= 1
+    return a, b
+
+
+def _trimmed_span(text: str, a: int, b: int) -> Iterator[tuple[int, int]]:
+    a, b = trim_span(text, a, b)
     if a < b:
         yield (a, b)

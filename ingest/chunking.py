@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.text import count_tokens, split_sentences, word_spans
+from core.text import count_tokens, split_sentences, trim_span, word_spans
 
 _HEADING_RE = re.compile(r"^(#{1,6})\s+(.+)$")
 
@@ -57,15 +57,7 @@ def _split_long(text: str, s: _Sentence, size: int) -> list[_Sentence]:
         pieces[-1] = _Sentence(pieces[-1].start, s.end, pieces[-1].n_tokens + n)  # no lone "。" piece
     else:
         pieces.append(_Sentence(piece_start, s.end, n))
-    return [_Sentence(*_strip(text, p.start, p.end), p.n_tokens) for p in pieces if text[p.start : p.end].strip()]
-
-
-def _strip(text: str, a: int, b: int) -> tuple[int, int]:
-    while a < b and text[a].isspace():
-        a += 1
-    while b > a and text[b - 1].isspace():
-        b -= 1
-    return a, b
+    return [_Sentence(*trim_span(text, p.start, p.end), p.n_tokens) for p in pieces if text[p.start : p.end].strip()]
 
 
 def chunk_text(
