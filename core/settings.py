@@ -85,6 +85,27 @@ class Settings(BaseSettings):
     serve_gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     serve_context_length: int = Field(4096, ge=512)
 
+    # Uploads (UI and API): the size of one file, and for zip-based formats (.docx) the unpacked size and
+    # compression ratio above which the file is refused as a likely archive bomb.
+    upload_max_mb: int = Field(50, ge=1, le=2048)
+    upload_max_unpacked_mb: int = Field(200, ge=1)
+    upload_max_compression_ratio: float = Field(100.0, gt=1)
+
+    # `zhiwen api` / `zhiwen ui` with authentication on.
+    api_rate_limit_per_minute: int = Field(120, ge=0, description="requests per key per minute; 0 = unlimited")
+    ui_auth: bool = False  # set by `zhiwen ui --auth` (default on when bound beyond 127.0.0.1)
+
+    # `zhiwen finetune train`: LoRA only, never full fine-tuning.
+    finetune_lora_r: int = Field(16, ge=1, le=512)
+    finetune_lora_alpha: int = Field(32, ge=1)
+    finetune_lora_dropout: float = Field(0.05, ge=0, lt=1)
+    finetune_target_modules: list[str] = Field(default_factory=lambda: ["all-linear"])
+    finetune_learning_rate: float = Field(2e-4, gt=0)
+    finetune_epochs: float = Field(3.0, gt=0)
+    finetune_batch_size: int = Field(4, ge=1)
+    finetune_grad_accum: int = Field(4, ge=1)
+    finetune_max_length: int = Field(1024, ge=32)
+
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "Settings":
         if self.chunk_overlap >= self.chunk_size:
