@@ -19,6 +19,9 @@ from core.settings import Settings, load_settings
 app = typer.Typer(help="知问 zhiwen：中文优先的知识库问答 (Chinese-first RAG knowledge assistant)", no_args_is_help=True, pretty_exceptions_show_locals=False)
 kb_app = typer.Typer(help="管理知识库 (manage knowledge bases)", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
+from app.finetune_cli import finetune_app  # noqa: E402  (after app exists: a sub-app in its own module)
+
+app.add_typer(finetune_app, name="finetune")
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
