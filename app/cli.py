@@ -344,6 +344,7 @@ def eval_run(
     """把问题集逐个送进真实的问答链路，记录回答、引用、检索结果和耗时，生成报告。中断后重跑会续上。"""
     import os
 
+    from eval.jobs import report_meta
     from eval.report import METRIC_ORDER, write_report
     from eval.runner import run_eval
 
@@ -365,9 +366,7 @@ def eval_run(
                                on_progress=lambda r, done, total: progress.update(task, completed=done, total=total))
         except ZhiwenError as exc:
             _fail(exc)
-    meta = {"dataset": str(dataset), "kb": kb, "settings": settings.model_dump(mode="json", include={
-        "top_k", "retrieval_mode", "bm25_weight", "dense_weight", "relevance_floor", "chunk_size", "llm_base_url", "llm_model", "llm_temperature"})}
-    agg = write_report(out, records, meta)
+    agg = write_report(out, records, report_meta(str(dataset), kb, settings))
     table = Table("指标 metric", "值 value")
     for k in METRIC_ORDER:
         if k in agg:
@@ -516,20 +515,25 @@ def api(
 def ui(
     host: str = typer.Option("127.0.0.1", help="监听地址 (bind address)"),
     port: int = typer.Option(8501, help="端口 (port)"),
+    auth: bool | None = typer.Option(None, "--auth/--no-auth", help="用 API key 登录 (log in with an API key)；默认：只在 127.0.0.1 上关闭认证"),
 ) -> None:
     """启动网页界面（Streamlit）：问答、上传文档、管理知识库。"""
+    import os
     import subprocess
     from pathlib import Path
 
     import app.ui
+    from app.api.keys import load_keys
 
+    use_auth = auth if auth is not None else host not in ("127.0.0.1", "localhost")
     script = Path(app.ui.__file__).parent / "main.py"
     argv = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
             "--client.toolbarMode", "minimal"]
-    err.print(f"知问网页界面: http://{host}:{port}")
-    raise typer.Exit(subprocess.call(argv))
-
+    err.print(f"知问网页界面: http://{host}:{port}  认证 (auth): {'开' if use_auth else '关'}")
+    if use_auth and all(k.revoked for k in load_keys(_settings()).values()):
+        err.print("[yellow]还没有可用的 API key，无法登录：先运行 zhiwen keys create NAME --role '*:admin' (no API key yet)[/]")
+    raise typer.Exit(subprocess.call(argv, env={**os.environ, "ZHIWEN_UI_AUTH": "1" if use_auth else "0"}))
 
 def main() -> None:
     app()

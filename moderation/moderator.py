@@ -15,6 +15,7 @@ from pathlib import Path
 
 import ahocorasick
 
+from core.events import emit
 from core.settings import Settings
 from moderation.audit import AuditLog
 from moderation.normalize import normalize, normalize_term
@@ -120,8 +121,11 @@ class Moderator:
         masks = [(f.start, f.end) for f in findings if f.action == "mask"]
         if masks:
             result.text = mask_spans(text, masks)
-        if audit and self.audit is not None:
-            self.audit.write(surface, findings)
+        if audit:
+            if self.audit is not None:
+                self.audit.write(surface, findings)
+            for f in findings:
+                emit("moderation", surface=surface, action=f.action, category=f.category)
         return result
 
     def _terms(self, text: str, surface: str, rules: RuleSet, matcher: _Matcher) -> list[Finding]:

@@ -3,12 +3,7 @@ roles, and the official OpenAI Python client against the chat endpoint, streamin
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,8 +11,8 @@ import pytest
 from app.api.keys import create_key, revoke_key
 from core.settings import load_settings
 from ingest.pipeline import ingest_paths
+from tests.api_server import running_api
 from tests.conftest import SAMPLES
-from tests.llm_server import free_port
 
 
 @pytest.fixture(scope="module")
@@ -31,24 +26,8 @@ def api(tmp_path_factory):
     _, other = create_key(settings, "other", {"secret": "admin"})
     revoked_key, revoked = create_key(settings, "gone", {"*": "admin"})
     revoke_key(settings, revoked_key.id)
-    port = free_port()
-    env = {**os.environ, "ZHIWEN_DATA_DIR": str(settings.data_dir), "ZHIWEN_CONFIG": str(root / "none.toml")}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "zhiwen"), "api", "--port", str(port), "--auth"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline, "API did not start"
-        time.sleep(0.1)  # health polling, not test synchronisation
-    yield base, {"reader": reader, "other": other, "revoked": revoked}
-    proc.terminate()
-    proc.wait(timeout=30)
+    with running_api(settings.data_dir) as base:
+        yield base, {"reader": reader, "other": other, "revoked": revoked}
 
 
 def test_every_endpoint_needs_a_key(api):

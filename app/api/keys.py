@@ -8,7 +8,7 @@ import hmac
 import json
 import secrets
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -64,7 +64,7 @@ def create_key(settings: Settings, name: str, roles: dict[str, str]) -> tuple[Ap
     key_id = secrets.token_hex(4)
     secret = secrets.token_urlsafe(24)
     key = ApiKey(id=key_id, name=name, hash=hashlib.sha256(secret.encode()).hexdigest(), roles=roles,
-                 created_at=datetime.now(timezone.utc).isoformat())
+                 created_at=datetime.now(UTC).isoformat())
     with _lock:
         keys = load_keys(settings)
         keys[key_id] = key

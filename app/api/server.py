@@ -1,101 +1,69 @@
-"""`zhiwen api`: FastAPI over the same ``ask`` / ``stream_ask`` the CLI and UI use.
+"""`zhiwen api`: FastAPI over the same core functions the CLI and the web UI call.
 
-Authentication: ``Authorization: Bearer zw-…`` API keys (see app.api.keys), required unless the server
-runs with auth off (the default only on 127.0.0.1). A key needs the read role on a knowledge base to
-ask it or see it in /v1/models.
+Authentication: ``Authorization: Bearer zw-…`` API keys (app.api.keys) with roles per knowledge base,
+required unless the server runs with auth off (the default only on 127.0.0.1); per-key rate limits.
+Errors use the OpenAI error shape, ``{"error": {"message", "type", "code"}}``, so OpenAI clients show
+them. Routes live in routes_chat (OpenAI protocol), routes_kb (knowledge bases, documents) and
+routes_eval (evaluation runs).
 """
 
 from __future__ import annotations
 
-import json
-from typing import Iterator
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, StreamingResponse
-
-from app.api.keys import ApiKey, verify
-from app.api.protocol import ChatCompletion, ChatCompletionRequest, ChatMessage, Choice, ModelCard, ModelList, chunk
-from core.errors import KnowledgeBaseNotFound, ZhiwenError
+from app.api import routes_chat, routes_eval, routes_kb
+from app.api.deps import ApiState, Caller, require
+from app.api.metrics import MetricsMiddleware
+from core.errors import DocumentNotFound, KnowledgeBaseNotFound, ZhiwenError
 from core.settings import Settings
-from ingest.kb import list_kbs
-from llm.answer import ask, stream_ask
-from llm.chain import History
+from eval.jobs import RunNotFound
+
+_NOT_FOUND = (KnowledgeBaseNotFound, DocumentNotFound, RunNotFound)
+_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                404: "not_found_error", 409: "conflict_error", 413: "invalid_request_error", 422: "invalid_request_error",
+                429: "rate_limit_error"}
 
 
-def split_conversation(messages: list[ChatMessage]) -> tuple[str, History]:
-    """The last user message is the question; earlier user/assistant pairs are the history."""
-    users = [i for i, m in enumerate(messages) if m.role == "user"]
-    if not users:
-        raise HTTPException(400, "messages 中没有 user 消息 (no user message)")
-    last = users[-1]
-    history, pending = [], None
-    for m in messages[:last]:
-        if m.role == "user":
-            pending = m.content or ""
-        elif m.role == "assistant" and pending is not None:
-            history.append((pending, m.content or ""))
-            pending = None
-    return messages[last].content or "", history
+def _error(status: int, message: str, kind: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"message": message, "type": kind or _ERROR_TYPES.get(status, "server_error"), "code": status}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def create_app(settings: Settings, auth: bool = True) -> FastAPI:
-    app = FastAPI(title="zhiwen API", version="0.1.0", description="知问：OpenAI 兼容的知识库问答接口")
-
-    def caller(request: Request) -> ApiKey | None:
-        if not auth:
-            return None
-        header = request.headers.get("authorization", "")
-        key = verify(settings, header.removeprefix("Bearer ").strip()) if header.startswith("Bearer ") else None
-        if key is None:
-            raise HTTPException(401, "需要有效的 API key (missing or invalid API key)", headers={"WWW-Authenticate": "Bearer"})
-        return key
-
-    def require(key: ApiKey | None, kb: str, role: str) -> None:
-        if key is not None and not key.allows(kb, role):
-            raise HTTPException(403, f"这个 key 没有知识库 {kb} 的 {role} 权限 (forbidden)")
+    # Several files per upload request, each at most upload_max_mb.
+    app = FastAPI(title="zhiwen API", version="0.1.0", description="知问：OpenAI 兼容的知识库问答接口 (OpenAI-compatible RAG API)",
+                  max_body_size=4 * settings.upload_max_mb * 1024 * 1024 + 1024 * 1024)
+    app.state.zhiwen = ApiState(settings=settings, auth=auth)
+    app.add_middleware(MetricsMiddleware)
 
     @app.exception_handler(ZhiwenError)
     async def zhiwen_error(_: Request, exc: ZhiwenError) -> JSONResponse:
-        status = 404 if isinstance(exc, KnowledgeBaseNotFound) else 400
-        return JSONResponse({"error": {"message": str(exc), "type": type(exc).__name__}}, status_code=status)
+        return _error(404 if isinstance(exc, _NOT_FOUND) else 400, str(exc), type(exc).__name__)
 
-    @app.get("/healthz")
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(422, f"请求不合法 (invalid request): {where}: {first.get('msg', '')}")
+
+    @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
+        """Liveness for load balancers and compose health checks: no key needed, tells nothing."""
         return {"status": "ok"}
 
-    @app.get("/v1/models", response_model=ModelList)
-    def models(key: ApiKey | None = Depends(caller)) -> ModelList:
-        names = [k.name for k in list_kbs(settings)]
-        return ModelList(data=[ModelCard(id=n) for n in names if key is None or key.allows(n, "read")])
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def metrics(key: Caller) -> Response:
+        """Prometheus exposition; the scraper's key needs read on every knowledge base ("*:read")."""
+        require(key, "*", "read")
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/chat/completions", response_model=ChatCompletion)
-    def chat(body: ChatCompletionRequest, key: ApiKey | None = Depends(caller)):
-        kb, _, adapter = body.model.partition(":")
-        require(key, kb, "read")
-        question, history = split_conversation(body.messages)
-        overrides = {k: v for k, v in {"llm_temperature": body.temperature, "llm_max_tokens": body.max_tokens,
-                                        "llm_model": adapter or None}.items() if v is not None}
-        s = settings.model_copy(update=overrides)
-        if body.stream:
-            return StreamingResponse(_sse(question, kb, s, history, body), media_type="text/event-stream")
-        answer = ask(question, kb, s, history=history, top_k=body.top_k)
-        return ChatCompletion(
-            model=body.model, choices=[Choice(message=ChatMessage(role="assistant", content=answer.text))],
-            citations=[c.model_dump() for c in answer.citations],
-            zhiwen={"refused": answer.refused, "mode": answer.mode, "model": answer.model, "timings_ms": answer.timings_ms},
-        )
-
+    for module in (routes_chat, routes_kb, routes_eval):
+        app.include_router(module.router)
     return app
-
-
-def _sse(question: str, kb: str, settings: Settings, history: History, body: ChatCompletionRequest) -> Iterator[str]:
-    completion_id = ChatCompletion(model=body.model, choices=[]).id
-    for event in stream_ask(question, kb, settings, history=history, top_k=body.top_k):
-        if event.kind == "token":
-            yield f"data: {json.dumps(chunk(completion_id, body.model, event.text), ensure_ascii=False)}\n\n"
-        elif event.kind == "answer":
-            a = event.answer
-            final = chunk(completion_id, body.model, finish="stop", citations=[c.model_dump() for c in a.citations],
-                          zhiwen={"refused": a.refused, "mode": a.mode, "model": a.model, "text": a.text})
-            yield f"data: {json.dumps(final, ensure_ascii=False)}\n\n"
-    yield "data: [DONE]\n\n"

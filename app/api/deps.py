@@ -1,0 +1,71 @@
+"""Who is calling and may they: bearer API keys, per-knowledge-base roles, and per-key rate limits.
+
+Route modules depend on ``caller`` and call ``require``; the server's state (settings, whether auth is
+on, the limiter) lives on ``app.state.zhiwen`` so every router sees the same one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from app.api.keys import ApiKey, verify
+from app.api.metrics import RATE_LIMITED
+from core.settings import Settings
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    auth: bool
+    limiter: MovingWindowRateLimiter = field(default_factory=lambda: MovingWindowRateLimiter(MemoryStorage()))
+
+    @property
+    def rate(self) -> RateLimitItemPerMinute | None:
+        n = self.settings.api_rate_limit_per_minute
+        return RateLimitItemPerMinute(n) if n > 0 else None
+
+
+def state(request: Request) -> ApiState:
+    return request.app.state.zhiwen
+
+
+def settings_of(request: Request) -> Settings:
+    return state(request).settings
+
+
+def caller(request: Request) -> ApiKey | None:
+    """The verified key (None when auth is off); 401 without a valid one, 429 past the key's rate."""
+    s = state(request)
+    if not s.auth:
+        return None
+    header = request.headers.get("authorization", "")
+    key = verify(s.settings, header.removeprefix("Bearer ").strip()) if header.startswith("Bearer ") else None
+    if key is None:
+        raise HTTPException(401, "需要有效的 API key (missing or invalid API key)", headers={"WWW-Authenticate": "Bearer"})
+    rate = s.rate
+    if rate is not None and not s.limiter.hit(rate, key.id):
+        RATE_LIMITED.inc()
+        reset = s.limiter.get_window_stats(rate, key.id).reset_time
+        raise HTTPException(429, f"请求过于频繁：每分钟最多 {rate.amount} 次 (rate limit exceeded)",
+                            headers={"Retry-After": str(max(1, math.ceil(reset - time.time())))})
+    return key
+
+
+def require(key: ApiKey | None, kb: str, role: str) -> None:
+    """403 unless the key holds ``role`` (or more) on ``kb``. Asked before the knowledge base is looked
+    up, so a key without access cannot probe which knowledge bases exist."""
+    if key is not None and not key.allows(kb, role):
+        raise HTTPException(403, f"这个 key 没有知识库 {kb} 的 {role} 权限 (forbidden)")
+
+
+# Route parameters: ``key: Caller, settings: Config``.
+Caller = Annotated[ApiKey | None, Depends(caller)]
+Config = Annotated[Settings, Depends(settings_of)]

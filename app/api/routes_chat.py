@@ -1,0 +1,86 @@
+"""OpenAI-compatible chat completions and model list over the same ``ask`` / ``stream_ask`` the CLI uses.
+``model`` is a knowledge base name, or ``kb:adapter`` to answer with a LoRA adapter vLLM serves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import StreamingResponse
+
+from app.api.deps import Caller, Config, require
+from app.api.metrics import observe_answer
+from app.api.protocol import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    ChatMessage,
+    Choice,
+    ModelCard,
+    ModelList,
+    chunk,
+)
+from core.settings import Settings
+from ingest.kb import list_kbs
+from llm.answer import ask, stream_ask
+from llm.chain import History
+
+router = APIRouter(tags=["chat"])
+
+
+def split_conversation(messages: list[ChatMessage]) -> tuple[str, History]:
+    """The last user message is the question; earlier user/assistant pairs are the history."""
+    users = [i for i, m in enumerate(messages) if m.role == "user"]
+    if not users:
+        raise HTTPException(400, "messages 中没有 user 消息 (no user message)")
+    last = users[-1]
+    history, pending = [], None
+    for m in messages[:last]:
+        if m.role == "user":
+            pending = m.content or ""
+        elif m.role == "assistant" and pending is not None:
+            history.append((pending, m.content or ""))
+            pending = None
+    question = (messages[last].content or "").strip()
+    if not question:
+        raise HTTPException(400, "问题为空 (empty question)")
+    return question, history
+
+
+@router.get("/v1/models", response_model=ModelList)
+def models(key: Caller, settings: Config) -> ModelList:
+    names = [k.name for k in list_kbs(settings)]
+    return ModelList(data=[ModelCard(id=n) for n in names if key is None or key.allows(n, "read")])
+
+
+@router.post("/v1/chat/completions", response_model=ChatCompletion)
+def chat(body: ChatCompletionRequest, key: Caller, settings: Config):
+    kb, _, adapter = body.model.partition(":")
+    require(key, kb, "read")
+    question, history = split_conversation(body.messages)
+    overrides = {k: v for k, v in {"llm_temperature": body.temperature, "llm_max_tokens": body.max_tokens,
+                                    "llm_model": adapter or None}.items() if v is not None}
+    s = settings.model_copy(update=overrides)
+    if body.stream:
+        return StreamingResponse(_sse(question, kb, s, history, body), media_type="text/event-stream")
+    answer = ask(question, kb, s, history=history, top_k=body.top_k)
+    observe_answer(kb, answer)
+    return ChatCompletion(
+        model=body.model, choices=[Choice(message=ChatMessage(role="assistant", content=answer.text))],
+        citations=[c.model_dump() for c in answer.citations],
+        zhiwen={"refused": answer.refused, "mode": answer.mode, "model": answer.model, "timings_ms": answer.timings_ms},
+    )
+
+
+def _sse(question: str, kb: str, settings: Settings, history: History, body: ChatCompletionRequest) -> Iterator[str]:
+    completion_id = ChatCompletion(model=body.model, choices=[]).id
+    for event in stream_ask(question, kb, settings, history=history, top_k=body.top_k):
+        if event.kind == "token":
+            yield f"data: {json.dumps(chunk(completion_id, body.model, event.text), ensure_ascii=False)}\n\n"
+        elif event.kind == "answer":
+            a = event.answer
+            observe_answer(kb, a)
+            final = chunk(completion_id, body.model, finish="stop", citations=[c.model_dump() for c in a.citations],
+                          zhiwen={"refused": a.refused, "mode": a.mode, "model": a.model, "text": a.text})
+            yield f"data: {json.dumps(final, ensure_ascii=False)}\n\n"
+    yield "data: [DONE]\n\n"

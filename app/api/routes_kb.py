@@ -1,0 +1,147 @@
+"""Knowledge bases and their documents: list, create, delete; upload, delete, re-index documents.
+
+Roles: read to list and look, write to change documents, admin to create or delete a knowledge base.
+Uploads go through ingest.uploads.ingest_upload, the same hardened path the web UI uses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, File, HTTPException, UploadFile
+from pydantic import BaseModel, Field
+
+from app.api.deps import Caller, Config, require
+from app.api.metrics import observe_ingest
+from core.errors import DocumentNotFound, KnowledgeBaseNotFound, LoadError
+from core.models import Document, IngestResult, KnowledgeBaseInfo
+from core.settings import Settings
+from ingest.kb import KnowledgeBase, delete_kb, list_kbs, validate_name
+from ingest.pipeline import reindex_document, remove_document
+
+router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge bases"])
+
+
+class KnowledgeBaseOut(BaseModel):
+    """A knowledge base as clients see it: no server paths."""
+
+    name: str
+    n_documents: int
+    n_chunks: int
+    version: int
+    embedding_model: str
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def of(cls, info: KnowledgeBaseInfo) -> KnowledgeBaseOut:
+        return cls.model_validate(info.model_dump(exclude={"path"}))
+
+
+class KnowledgeBaseList(BaseModel):
+    data: list[KnowledgeBaseOut]
+
+
+class NewKnowledgeBase(BaseModel):
+    name: str = Field(..., min_length=1, max_length=64, description="1-64 个字母、数字、汉字、'-'、'_' 或 '.'")
+
+
+class DocumentList(BaseModel):
+    data: list[Document]
+
+
+class UploadResults(BaseModel):
+    data: list[IngestResult]
+
+
+def _info(kb: str, settings: Settings) -> KnowledgeBaseInfo:
+    with KnowledgeBase.open(kb, settings) as opened:
+        return opened.info()
+
+
+def _document(kb: str, doc_id: str, settings: Settings) -> Document:
+    with KnowledgeBase.open(kb, settings) as opened:
+        doc = opened.catalog.document_by_id(doc_id)
+    if doc is None:
+        raise DocumentNotFound(kb, doc_id)
+    return doc
+
+
+@router.get("", response_model=KnowledgeBaseList)
+def list_knowledge_bases(key: Caller, settings: Config) -> KnowledgeBaseList:
+    return KnowledgeBaseList(data=[KnowledgeBaseOut.of(i) for i in list_kbs(settings) if key is None or key.allows(i.name, "read")])
+
+
+@router.post("", response_model=KnowledgeBaseOut, status_code=201)
+def create_knowledge_base(body: NewKnowledgeBase, key: Caller,
+                          settings: Config) -> KnowledgeBaseOut:
+    require(key, body.name, "admin")
+    name = validate_name(body.name)
+    try:
+        _info(name, settings)
+    except KnowledgeBaseNotFound:
+        with KnowledgeBase.open(name, settings, create=True) as kb:
+            return KnowledgeBaseOut.of(kb.info())
+    raise HTTPException(409, f"知识库 {name} 已存在 (already exists)")
+
+
+@router.get("/{kb}", response_model=KnowledgeBaseOut)
+def get_knowledge_base(kb: str, key: Caller, settings: Config) -> KnowledgeBaseOut:
+    require(key, kb, "read")
+    return KnowledgeBaseOut.of(_info(kb, settings))
+
+
+@router.delete("/{kb}", status_code=204)
+def delete_knowledge_base(kb: str, key: Caller, settings: Config) -> None:
+    require(key, kb, "admin")
+    delete_kb(kb, settings)
+
+
+@router.get("/{kb}/documents", response_model=DocumentList)
+def list_documents(kb: str, key: Caller, settings: Config) -> DocumentList:
+    require(key, kb, "read")
+    with KnowledgeBase.open(kb, settings) as opened:
+        return DocumentList(data=opened.catalog.list_documents())
+
+
+@router.post("/{kb}/documents", response_model=UploadResults)
+def upload_documents(kb: str, files: Annotated[list[UploadFile], File(description="一个或多个文件 (one or more files)")],
+                     key: Caller, settings: Config) -> UploadResults:
+    """Each file gets its own result; a refused file (too big, wrong content, archive bomb) is reported
+    as failed with the reason, and the others still go in. A missing knowledge base needs admin."""
+    from ingest.uploads import ingest_upload
+
+    require(key, kb, "write")
+    try:
+        _info(kb, settings)
+    except KnowledgeBaseNotFound:
+        require(key, kb, "admin")
+    limit = settings.upload_max_mb * 1024 * 1024
+    results = []
+    for f in files:
+        name = f.filename or "upload"
+        data = f.file.read(limit + 1)  # never more than the limit in memory
+        try:
+            result = ingest_upload(kb, name, data, settings, content_type=f.content_type)
+        except LoadError as exc:
+            result = IngestResult(source=name, status="failed", reason=exc.reason + (f"（{exc.hint}）" if exc.hint else ""))
+        observe_ingest(kb, result)
+        results.append(result)
+    return UploadResults(data=results)
+
+
+@router.delete("/{kb}/documents/{doc_id}", status_code=204)
+def delete_document(kb: str, doc_id: str, key: Caller, settings: Config) -> None:
+    require(key, kb, "write")
+    doc = _document(kb, doc_id, settings)
+    if not remove_document(kb, doc.source, settings):
+        raise DocumentNotFound(kb, doc_id)
+
+
+@router.post("/{kb}/documents/{doc_id}/reindex", response_model=IngestResult)
+def reindex(kb: str, doc_id: str, key: Caller, settings: Config) -> IngestResult:
+    require(key, kb, "write")
+    result = reindex_document(kb, _document(kb, doc_id, settings).source, settings)
+    observe_ingest(kb, result)
+    return result
