@@ -38,6 +38,11 @@ def _settings(**overrides) -> Settings:
         raise typer.Exit(2)
 
 
+def _loopback(host: str) -> bool:
+    """Servers bound to loopback default to auth off; anything else defaults to auth on."""
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
 def _fail(exc: ZhiwenError) -> None:
     err.print(f"[bold red]错误:[/] {escape(str(exc))}")
     raise typer.Exit(1)
@@ -506,7 +511,7 @@ def api(
 
     from app.api.server import create_app
 
-    use_auth = auth if auth is not None else host not in ("127.0.0.1", "localhost")
+    use_auth = auth if auth is not None else not _loopback(host)
     err.print(f"知问 API: http://{host}:{port}/v1  认证 (auth): {'开' if use_auth else '关'}")
     uvicorn.run(create_app(_settings(), auth=use_auth), host=host, port=port, log_level="warning")
 
@@ -515,7 +520,7 @@ def api(
 def ui(
     host: str = typer.Option("127.0.0.1", help="监听地址 (bind address)"),
     port: int = typer.Option(8501, help="端口 (port)"),
-    auth: bool | None = typer.Option(None, "--auth/--no-auth", help="用 API key 登录 (log in with an API key)；默认：只在 127.0.0.1 上关闭认证"),
+    auth: bool | None = typer.Option(None, "--auth/--no-auth", help="用 API key 登录 (log in with an API key)；默认：只在 127.0.0.1 上关闭认证（ZHIWEN_UI_AUTH=1 时也开启）"),
 ) -> None:
     """启动网页界面（Streamlit）：问答、上传文档、管理知识库。"""
     import os
@@ -525,15 +530,18 @@ def ui(
     import app.ui
     from app.api.keys import load_keys
 
-    use_auth = auth if auth is not None else host not in ("127.0.0.1", "localhost")
+    settings = _settings()
+    # Off by default only on loopback, and even there ZHIWEN_UI_AUTH=1 / ui_auth = true (e.g. behind a proxy) keeps it on.
+    use_auth = auth if auth is not None else not _loopback(host) or settings.ui_auth
     script = Path(app.ui.__file__).parent / "main.py"
     argv = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
             "--client.toolbarMode", "minimal"]
     err.print(f"知问网页界面: http://{host}:{port}  认证 (auth): {'开' if use_auth else '关'}")
-    if use_auth and all(k.revoked for k in load_keys(_settings()).values()):
+    if use_auth and all(k.revoked for k in load_keys(settings).values()):
         err.print("[yellow]还没有可用的 API key，无法登录：先运行 zhiwen keys create NAME --role '*:admin' (no API key yet)[/]")
     raise typer.Exit(subprocess.call(argv, env={**os.environ, "ZHIWEN_UI_AUTH": "1" if use_auth else "0"}))
+
 
 def main() -> None:
     app()

@@ -86,6 +86,18 @@ STRINGS: dict[str, dict[str, str]] = {
     "mod_pass": {"zh": "通过：没有命中任何规则", "en": "Passes: no rule matched"},
     "mod_audit": {"zh": "审核日志（最近 50 条，不含原文）", "en": "Audit log (last 50, never the matched text)"},
     "mod_audit_empty": {"zh": "还没有记录。", "en": "Nothing logged yet."},
+    "login_title": {"zh": "登录", "en": "Log in"},
+    "login_help": {"zh": "此知问实例已开启认证：请输入管理员发给你的 API key（`zhiwen keys create` 生成，形如 zw-…）。", "en": "Authentication is on: enter the API key an administrator gave you (made with `zhiwen keys create`, it starts with zw-)."},
+    "api_key": {"zh": "API key", "en": "API key"},
+    "login": {"zh": "登录", "en": "Log in"},
+    "login_failed": {"zh": "API key 无效或已被吊销，请检查后重试。", "en": "Invalid or revoked API key: check it and try again."},
+    "session_ended": {"zh": "你的 API key 已失效（被吊销），已退出登录，请重新登录。", "en": "Your API key is no longer valid (revoked): you were logged out. Log in again."},
+    "logged_in_as": {"zh": "已登录：{name}", "en": "Logged in as {name}"},
+    "logout": {"zh": "退出登录", "en": "Log out"},
+    "forbidden": {"zh": "没有权限：需要知识库 {kb} 的 {role} 权限。", "en": "Not allowed: this needs the {role} role on knowledge base {kb}."},
+    "no_readable_kb": {"zh": "没有你可以访问的知识库：请联系管理员授权。", "en": "No knowledge base you may read: ask an administrator for access."},
+    "admin_only": {"zh": "只有管理员（*:admin）可以修改。", "en": "Only an administrator (*:admin) can change this."},
+    "eval_forbidden": {"zh": "没有权限查看这个评测结果（需要其知识库的读取权限）。", "en": "Not allowed to view this evaluation run (it needs read access to its knowledge base)."},
 }
 
 

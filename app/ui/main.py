@@ -4,11 +4,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.ui.common import language_switch
+from app.ui.common import base_settings, language_switch
 from app.ui.i18n import t
+from app.ui.login import gate
 
 st.set_page_config(page_title="知问 zhiwen", page_icon="📚", layout="wide")
 language_switch()
+gate(base_settings())  # with UI auth on: the login form and nothing else until a valid API key is given
 pages = Path(__file__).parent / "views"  # not "pages/": Streamlit would run those files without this shell
 navigation = st.navigation(
     [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.ui.common import kb_selector, sidebar_settings
+from app.ui.common import kb_selector, no_kb_hint, require, sidebar_settings
 from app.ui.i18n import t
 from app.ui.render import STYLE, render_answer
 from core.errors import ZhiwenError
@@ -20,7 +20,7 @@ if st.sidebar.button(t("new_chat"), icon="🆕", use_container_width=True):
 
 st.title(t("app_title"))
 if kb is None:
-    st.info(t("no_kb"))
+    st.info(no_kb_hint())
     st.stop()
 
 # One conversation per browser session and knowledge base: st.session_state is per session.
@@ -57,6 +57,7 @@ if question:
         final: dict[str, Answer] = {}
 
         def tokens():
+            require(kb, "read")  # the selector lists only readable knowledge bases; checked again here
             for event in stream_ask(question, kb, settings, history=history):
                 if event.kind == "token":
                     yield event.text

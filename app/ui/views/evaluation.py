@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app.ui.common import can
 from app.ui.i18n import t
 from eval.report import METRIC_ORDER, compare, worst
 from eval.runner import EvalRecord
@@ -18,13 +19,23 @@ first = st.text_input(t("eval_run_a"), key="eval-a")
 second = st.text_input(t("eval_run_b"), key="eval-b")
 
 
+def may_view(report: dict) -> bool:
+    """Read on the run's knowledge base; a report that names none needs admin on every knowledge base."""
+    kb = report.get("kb") if isinstance(report, dict) else None
+    return can(kb, "read") if kb else can("*", "admin")
+
+
 def load(path_text: str) -> dict | None:
     path = Path(path_text.strip())
     report = path / "report.json" if path.is_dir() else path
     if not report.is_file():
         st.error(t("eval_missing", path=str(report)))
         return None
-    return json.loads(report.read_text(encoding="utf-8"))
+    data = json.loads(report.read_text(encoding="utf-8"))
+    if not may_view(data):
+        st.error(t("eval_forbidden"))
+        return None
+    return data
 
 
 if first.strip():

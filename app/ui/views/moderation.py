@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.ui.common import base_settings
+from app.ui.common import base_settings, can
 from app.ui.i18n import t
 from core.errors import ZhiwenError
 from moderation.moderator import Moderator
@@ -34,20 +34,21 @@ st.dataframe(
     hide_index=True, use_container_width=True,
 )
 
-st.subheader(t("mod_edit"))
-category = st.selectbox(t("mod_category"), list(rules.categories), key="mod-category")
-words_file = moderator.store.root / "words" / f"{category}.txt"
-current = words_file.read_text(encoding="utf-8") if words_file.exists() else ""
-edited = st.text_area(t("mod_words_help"), current, height=240, key=f"mod-words-{category}")
-if st.button(t("mod_save"), type="primary"):
-    words_file.parent.mkdir(parents=True, exist_ok=True)
-    words_file.write_text(edited if edited.endswith("\n") else edited + "\n", encoding="utf-8")
-    try:
-        moderator.store.current()
-        st.success(t("mod_saved", name=category))
-    except ZhiwenError as exc:
-        words_file.write_text(current, encoding="utf-8")  # a broken regex must not take the filters down
-        st.error(str(exc))
+if can("*", "admin"):  # the rules apply to every knowledge base
+    st.subheader(t("mod_edit"))
+    category = st.selectbox(t("mod_category"), list(rules.categories), key="mod-category")
+    words_file = moderator.store.root / "words" / f"{category}.txt"
+    current = words_file.read_text(encoding="utf-8") if words_file.exists() else ""
+    edited = st.text_area(t("mod_words_help"), current, height=240, key=f"mod-words-{category}")
+    if st.button(t("mod_save"), type="primary"):
+        words_file.parent.mkdir(parents=True, exist_ok=True)
+        words_file.write_text(edited if edited.endswith("\n") else edited + "\n", encoding="utf-8")
+        try:
+            moderator.store.current()
+            st.success(t("mod_saved", name=category))
+        except ZhiwenError as exc:
+            words_file.write_text(current, encoding="utf-8")  # a broken regex must not take the filters down
+            st.error(str(exc))
 
 st.subheader(t("mod_try"))
 sample = st.text_input(t("mod_try_text"), key="mod-try")
