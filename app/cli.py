@@ -203,14 +203,14 @@ app.add_typer(llm_app, name="llm")
 
 @llm_app.command("serve")
 def llm_serve(
-    backend: Optional[str] = typer.Option(None, help="auto | vllm | llama-cpp"),
-    model: Optional[str] = typer.Option(None, "--model", help="vLLM: 基础模型目录；llama-cpp: GGUF 文件"),
+    backend: Optional[str] = typer.Option(None, help="auto | vllm | transformers | llama-cpp"),
+    model: Optional[str] = typer.Option(None, "--model", help="vLLM / transformers: 本地模型目录；llama-cpp: GGUF 文件"),
     host: Optional[str] = typer.Option(None),
     port: Optional[int] = typer.Option(None),
     lora: Optional[list[str]] = typer.Option(None, "--lora", help="LoRA 适配器 name=path，可重复"),
     dry_run: bool = typer.Option(False, "--dry-run", help="只打印将要执行的命令"),
 ) -> None:
-    """启动 OpenAI 兼容的大模型服务：GPU 上用 vLLM（--enable-lora），CPU 上用 llama.cpp。"""
+    """启动 OpenAI 兼容的大模型服务：GPU 上用 vLLM（--enable-lora）；CPU 上用 transformers（可加载 LoRA 适配器）或 llama.cpp。"""
     import subprocess
 
     from llm.serve import BackendUnavailable, build_command, wait_until_healthy

@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     moderation_enabled: bool = True
 
     # `zhiwen llm serve`
-    serve_backend: Literal["auto", "vllm", "llama-cpp"] = "auto"
-    serve_model: str | None = None  # HF model dir for vLLM; GGUF file for llama.cpp (default: bundled SmolLM2)
+    serve_backend: Literal["auto", "vllm", "transformers", "llama-cpp"] = "auto"
+    serve_model: str | None = None  # HF model dir for vLLM / transformers; GGUF file for llama.cpp (default: bundled SmolLM2)
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(8000, ge=1, le=65535)
     serve_lora_modules: list[str] = Field(default_factory=list)  # ["name=adapters/name", ...]

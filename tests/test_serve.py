@@ -34,3 +34,22 @@ def test_no_backend_gives_a_clear_message(monkeypatch):
         serve.build_command(load_settings())
     with pytest.raises(serve.BackendUnavailable, match="vLLM"):
         serve.build_command(load_settings(serve_backend="vllm"))
+
+
+def test_a_model_directory_without_vllm_is_served_by_transformers_with_peft_adapters(monkeypatch, tmp_path):
+    """The adapter trained by `zhiwen finetune train` is served unchanged on a CPU: same name=path."""
+    monkeypatch.setattr(serve, "_has", lambda module: module in ("peft", "transformers", "llama_cpp"))
+    (tmp_path / "config.json").write_text("{}")
+    s = load_settings(serve_model=str(tmp_path), serve_lora_modules=["policy=adapters/policy"], llm_model="base")
+    cmd = serve.build_command(s)
+    assert cmd.backend == "transformers"
+    assert cmd.argv[1:3] == ["-m", "finetune.hf_server"]
+    assert cmd.argv[cmd.argv.index("--base") + 1] == str(tmp_path) and cmd.argv[cmd.argv.index("--base-name") + 1] == "base"
+    assert cmd.argv[cmd.argv.index("--lora") + 1] == "policy=adapters/policy"
+
+
+def test_llama_cpp_refuses_a_peft_adapter_directory_with_the_way_out(monkeypatch):
+    monkeypatch.setattr(serve, "_has", lambda module: module == "llama_cpp")
+    monkeypatch.setattr(serve, "bundled_gguf", lambda: "/x/SmolLM2.gguf")
+    with pytest.raises(serve.BackendUnavailable, match="transformers"):
+        serve.build_command(load_settings(serve_lora_modules=["policy=adapters/policy"]))
