@@ -8,44 +8,38 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
+from app.cli_common import console, err
+from app.cli_common import fail as _fail
+from app.cli_common import settings_or_exit as _settings
+from app.finetune_cli import finetune_app
 from core.errors import ZhiwenError
-from core.settings import Settings, load_settings
+from core.settings import Settings
 
 app = typer.Typer(help="知问 zhiwen：中文优先的知识库问答 (Chinese-first RAG knowledge assistant)", no_args_is_help=True, pretty_exceptions_show_locals=False)
 kb_app = typer.Typer(help="管理知识库 (manage knowledge bases)", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
-from app.finetune_cli import finetune_app  # noqa: E402  (after app exists: a sub-app in its own module)
-
 app.add_typer(finetune_app, name="finetune")
 
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 _STATUS_STYLE = {"indexed": "green", "updated": "cyan", "unchanged": "dim", "duplicate": "yellow", "failed": "bold red"}
 _STATUS_ZH = {"indexed": "已索引", "updated": "已更新", "unchanged": "未变化，跳过", "duplicate": "重复，跳过", "failed": "失败"}
 
-
-def _settings(**overrides) -> Settings:
-    try:
-        return load_settings(**overrides)
-    except ValueError as exc:
-        err.print(f"[bold red]配置错误 (invalid settings):[/] {escape(str(exc))}")
-        raise typer.Exit(2)
 
 
 def _loopback(host: str) -> bool:
     """Servers bound to loopback default to auth off; anything else defaults to auth on."""
     return host in ("127.0.0.1", "localhost", "::1")
 
-
-def _fail(exc: ZhiwenError) -> None:
-    err.print(f"[bold red]错误:[/] {escape(str(exc))}")
-    raise typer.Exit(1)
 
 
 @app.command()

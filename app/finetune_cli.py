@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -24,26 +23,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from app.cli_common import console, err
+from app.cli_common import fail as _fail
+from app.cli_common import settings_or_exit as _settings
 from core.errors import ZhiwenError
-from core.settings import Settings, load_settings
 
 finetune_app = typer.Typer(help="LoRA 微调 (LoRA fine-tuning): prepare / train / merge / eval / serve", no_args_is_help=True)
 
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 
-def _settings(**overrides) -> Settings:
-    try:
-        return load_settings(**overrides)
-    except ValueError as exc:
-        err.print(f"[bold red]配置错误 (invalid settings):[/] {escape(str(exc))}")
-        raise typer.Exit(2)
-
-
-def _fail(exc: ZhiwenError | str) -> None:
-    err.print(f"[bold red]错误:[/] {escape(str(exc))}")
-    raise typer.Exit(1)
 
 
 def _progress(label: str) -> Progress:
