@@ -59,15 +59,19 @@ class KnowledgeBase:
     @classmethod
     def open(cls, name: str, settings: Settings, create: bool = False) -> "KnowledgeBase":
         directory = settings.kbs_dir / validate_name(name)
-        if not (directory / CATALOG_FILE).exists():
-            if not create:
-                raise KnowledgeBaseNotFound(name)
-            directory.mkdir(parents=True, exist_ok=True)
-        kb = cls(name, directory, settings)
-        if kb.catalog.get_meta("embedding_model") is None:
-            kb.catalog.set_meta("embedding_model", settings.embedding_model)
-            kb.catalog.set_meta("vector_store", settings.vector_store)
-            kb.catalog.set_meta("created_at", utcnow().isoformat())
+        if (directory / CATALOG_FILE).exists() and not create:
+            return cls(name, directory, settings)
+        if not create:
+            raise KnowledgeBaseNotFound(name)
+        directory.mkdir(parents=True, exist_ok=True)
+        # Two connections switching a brand-new SQLite file to WAL at once fail with "database is locked":
+        # creators (threads or processes) take turns.
+        with FileLock(str(directory / ".create.lock")):
+            kb = cls(name, directory, settings)
+            if kb.catalog.get_meta("embedding_model") is None:
+                kb.catalog.set_meta("embedding_model", settings.embedding_model)
+                kb.catalog.set_meta("vector_store", settings.vector_store)
+                kb.catalog.set_meta("created_at", utcnow().isoformat())
         return kb
 
     def close(self) -> None:
@@ -259,3 +263,4 @@ def delete_kb(name: str, settings: Settings) -> None:
         trash = directory.with_name(f".{name}.deleting")
         directory.rename(trash)  # atomic: the name disappears at once, then the files go
     shutil.rmtree(trash, ignore_errors=True)
+    shutil.rmtree(settings.data_dir / "uploads" / name, ignore_errors=True)  # the uploaded originals go too

@@ -26,7 +26,14 @@ from ingest.catalog import utcnow
 from ingest.chunking import chunk_text
 from ingest.clean import clean_pages
 from ingest.kb import KnowledgeBase
-from ingest.loaders import SUPPORTED_SUFFIXES, load_bytes
+from ingest.loaders import (
+    LOADERS,
+    SUPPORTED_SUFFIXES,
+    ArchiveLimits,
+    LoadedDocument,
+    archive_limits,
+    load_bytes,
+)
 from moderation.moderator import moderator_for
 
 log = logging.getLogger(__name__)
@@ -36,15 +43,22 @@ ProgressCallback = Callable[[IngestResult, int, int], None]
 
 @dataclass
 class SourceFile:
-    path: Path
-    source: str  # the path as the user gave it (or as found under a folder they gave)
+    path: Path  # where the bytes are read from
+    source: str  # the path as the user gave it (or as found under a folder they gave); for an upload, its name
 
 
-def discover(paths: Iterable[str | Path]) -> tuple[list[SourceFile], list[IngestResult]]:
-    """Expand folders (recursively, supported types only, hidden files skipped); report missing paths."""
+def discover(paths: Iterable[str | Path | SourceFile]) -> tuple[list[SourceFile], list[IngestResult]]:
+    """Expand folders (recursively, supported types only, hidden files skipped); report missing paths.
+    A SourceFile is taken as it is: a stored copy whose name for users differs from its path (an upload)."""
     found: list[SourceFile] = []
     missing: list[IngestResult] = []
     for raw in paths:
+        if isinstance(raw, SourceFile):
+            if raw.path.is_file():
+                found.append(raw)
+            else:
+                missing.append(IngestResult(source=raw.source, status="failed", reason="文件不存在 (no such file)"))
+            continue
         path = Path(raw)
         if path.is_dir():
             for root, dirs, files in os.walk(path):
@@ -118,7 +132,8 @@ def prepare_file(
     if existing is not None and existing.content_hash == content_hash and not force:
         return IngestResult(source=file.source, status="unchanged", n_chunks=existing.n_chunks, doc_id=existing.id)
 
-    loaded = load_bytes(raw, file.source)
+    with archive_limits(ArchiveLimits.of(settings)):
+        loaded = _load(raw, file)
     cleaned = clean_pages(loaded.pages, pdf_layout=loaded.paged)
     if not cleaned.text.strip():
         raise LoadError(file.source, "清洗后没有文字内容 (no text left after cleaning)")
@@ -151,6 +166,15 @@ def prepare_file(
         metadata=loaded.metadata,
     )
     return PreparedDocument(document, cleaned.text, cleaned.page_spans, chunks, texts, [search_tokens(t) for t in texts], existing is not None)
+
+
+def _load(raw: bytes, file: SourceFile) -> LoadedDocument:
+    """Load by the source's name, except a stored copy whose own suffix names its content: an upload
+    called 报告.txt that is really a PDF is stored as <hash>.pdf (see ingest.uploads)."""
+    stored_as = file.path.suffix.lower()
+    if stored_as != Path(file.source).suffix.lower() and stored_as in LOADERS:
+        return LOADERS[stored_as](raw, file.source)
+    return load_bytes(raw, file.source)
 
 
 def _moderate_ingested(kb: KnowledgeBase, source: str, text: str) -> str:
@@ -261,22 +285,33 @@ def ingest_paths(
 
 
 def remove_document(kb_name: str, source: str, settings: Settings) -> bool:
-    """Remove one document (by its source path) from a knowledge base; False when it was not there."""
-    with KnowledgeBase.open(kb_name, settings) as kb, kb.write_lock:
-        vectors = kb.indexes()[0].clone()
-        removed = kb.catalog.remove_document(source)
-        if removed is None:
-            return False
-        vectors.remove(removed)
-        kb.commit_indexes(vectors, kb.fresh_bm25())
+    """Remove one document (by its source path) from a knowledge base; False when it was not there.
+    An uploaded document's stored copy goes with it."""
+    # Imported here: ingest.uploads builds on this module.
+    from ingest.uploads import discard_upload, upload_lock
+
+    with upload_lock(kb_name, source, settings):
+        with KnowledgeBase.open(kb_name, settings) as kb, kb.write_lock:
+            vectors = kb.indexes()[0].clone()
+            removed = kb.catalog.remove_document(source)
+            if removed is None:
+                return False
+            vectors.remove(removed)
+            kb.commit_indexes(vectors, kb.fresh_bm25())
+        discard_upload(kb_name, source, settings)
         return True
 
 
 def reindex_document(kb_name: str, source: str, settings: Settings) -> IngestResult:
-    """Re-read, re-chunk and re-embed one document from its source file."""
-    with KnowledgeBase.open(kb_name, settings) as kb:
-        if kb.catalog.document_by_source(source) is None:
-            raise DocumentNotFound(kb_name, source)
-    if not Path(source).is_file():
-        raise LoadError(source, "源文件已不存在，无法重新索引 (source file is gone)", "重新上传该文件")
-    return ingest_paths([source], kb_name, settings, force=True)[0]
+    """Re-read, re-chunk and re-embed one document from its source file (an upload: its stored copy)."""
+    # Imported here: ingest.uploads builds on this module.
+    from ingest.uploads import stored_upload, upload_lock
+
+    with upload_lock(kb_name, source, settings):
+        with KnowledgeBase.open(kb_name, settings) as kb:
+            if kb.catalog.document_by_source(source) is None:
+                raise DocumentNotFound(kb_name, source)
+        path = stored_upload(kb_name, source, settings) or Path(source)
+        if not path.is_file():
+            raise LoadError(source, "源文件已不存在，无法重新索引 (source file is gone)", "重新上传该文件")
+        return ingest_paths([SourceFile(path, source)], kb_name, settings, force=True)[0]

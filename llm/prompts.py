@@ -3,6 +3,8 @@ reuses its KV cache across every question; what changes (history, sources, quest
 
 from __future__ import annotations
 
+import re
+
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
 from core.models import Hit
@@ -41,12 +43,21 @@ CONDENSE_PROMPT = ChatPromptTemplate.from_messages(
 )
 
 
+_FENCE_LIKE = re.compile(r"[<‹＜]{3,}|[>›＞]{3,}")
+
+
+def _as_data(text: str) -> str:
+    """Document text can neither close its source block nor open one: runs of 3+ angle brackets
+    (ASCII or full-width) become guillemets, so only the prompt's own <<< and >>> are delimiters."""
+    return _FENCE_LIKE.sub(lambda m: ("‹" if m.group(0)[0] in "<‹＜" else "›") * len(m.group(0)), text)
+
+
 def format_sources(hits: list[Hit]) -> str:
     """Numbered sources, delimited so that text inside a source can never pass for the prompt's own."""
     blocks = []
     for n, hit in enumerate(hits, start=1):
         c = hit.chunk
-        where = " / ".join(dict.fromkeys([c.title, *c.heading_path]))
+        where = _as_data(" / ".join(dict.fromkeys([c.title, *c.heading_path]))).replace("\n", " ")
         page = f"，第{c.page}页" if c.page else ""
-        blocks.append(f"[{n}] 《{where}》{page}\n<<<\n{c.text}\n>>>")
+        blocks.append(f"[{n}] 《{where}》{page}\n<<<\n{_as_data(c.text)}\n>>>")
     return "\n\n".join(blocks)

