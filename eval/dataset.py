@@ -39,6 +39,8 @@ def load_dataset(path: Path) -> list[QAItem]:
         lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
     except OSError as exc:
         raise DatasetError(f"无法读取数据集 {path} (cannot read: {exc.strerror})")
+    except UnicodeDecodeError:
+        raise DatasetError(f"数据集 {path} 不是 UTF-8 编码 (not UTF-8): 请另存为 UTF-8")
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue

@@ -8,6 +8,7 @@ The run itself is eval.runner.run_eval, exactly as `zhiwen eval run` does it.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import threading
@@ -24,6 +25,8 @@ from ingest.kb import shared_kb
 from retrieval.atomic import atomic_write_bytes
 
 _RUN_ID = re.compile(r"^[0-9a-f]{16}$")
+MAX_RUNNING = 2  # runs at once per server process: each one asks questions as fast as it can
+_running = threading.BoundedSemaphore(MAX_RUNNING)
 REPORT_SETTINGS = {"top_k", "retrieval_mode", "bm25_weight", "dense_weight", "relevance_floor", "chunk_size",
                    "llm_base_url", "llm_model", "llm_temperature"}
 
@@ -54,12 +57,22 @@ def start_run(kb: str, items: list[QAItem], settings: Settings, workers: int = 1
     if len(set(ids)) != len(ids):
         raise ZhiwenError("问题 id 重复 (duplicate question ids)")
     shared_kb(kb, settings)  # a missing knowledge base fails the request, not the thread
+    if not _running.acquire(blocking=False):
+        raise ZhiwenError(f"已有 {MAX_RUNNING} 个评测在运行，请等它们结束 (too many evaluation runs at once)")
+    try:
+        return _start(kb, items, settings, workers)
+    except BaseException:
+        _running.release()
+        raise
+
+
+def _start(kb: str, items: list[QAItem], settings: Settings, workers: int) -> dict[str, Any]:
     run_id = secrets.token_hex(8)
     folder = runs_dir(settings) / run_id
     folder.mkdir(parents=True)
     write_dataset(items, folder / "dataset.jsonl")
     status = {"id": run_id, "kb": kb, "status": "running", "total": len(items), "done": 0,
-              "created_at": time.time(), "finished_at": None, "summary": None, "error": None}
+              "created_at": time.time(), "finished_at": None, "summary": None, "error": None, "pid": os.getpid()}
     _write_status(folder, status)
     threading.Thread(target=_run, args=(folder, status, kb, settings, workers), name=f"zhiwen-eval-{run_id}",
                      daemon=True).start()
@@ -83,20 +96,45 @@ def _run(folder: Path, status: dict[str, Any], kb: str, settings: Settings, work
         status.update(status="done", done=len(records), summary=summary)
     except Exception as exc:  # noqa: BLE001 (the run's status must say why it stopped)
         status.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+    finally:
+        _running.release()
     status["finished_at"] = time.time()
     _write_status(folder, status)
 
 
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def run_status(run_id: str, settings: Settings) -> dict[str, Any]:
+    """A run whose server process died mid-run reads as "interrupted" (its records are kept: the same
+    dataset re-run with `zhiwen eval run` into that folder resumes where it stopped)."""
     path = runs_dir(settings) / run_id / "status.json"
     if not _RUN_ID.match(run_id) or not path.is_file():
         raise RunNotFound(run_id)
-    return json.loads(path.read_text(encoding="utf-8"))
+    status = json.loads(path.read_text(encoding="utf-8"))
+    if status["status"] == "running" and not _alive(status.get("pid")):
+        status["status"] = "interrupted"
+    return status
 
 
 def list_runs(settings: Settings) -> list[dict[str, Any]]:
     root = runs_dir(settings)
     if not root.is_dir():
         return []
-    runs = [run_status(d.name, settings) for d in root.iterdir() if _RUN_ID.match(d.name) and (d / "status.json").is_file()]
-    return sorted(runs, key=lambda r: r["created_at"], reverse=True)
+    runs = []
+    for d in root.iterdir():
+        if _RUN_ID.match(d.name) and (d / "status.json").is_file():
+            try:
+                runs.append(run_status(d.name, settings))
+            except (ValueError, KeyError):  # a damaged status file hides that run, not the list
+                continue
+    return sorted(runs, key=lambda r: r.get("created_at", 0), reverse=True)

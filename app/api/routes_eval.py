@@ -24,7 +24,7 @@ class EvalRequest(BaseModel):
 class EvalRun(BaseModel):
     id: str
     kb: str
-    status: str  # running | done | failed
+    status: str  # running | done | failed | interrupted (the server stopped mid-run)
     total: int
     done: int
     created_at: float
