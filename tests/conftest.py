@@ -41,3 +41,20 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text.encode(encoding))
     return path
+
+
+@pytest.fixture
+def data_dir(monkeypatch, settings) -> Settings:
+    """For the web UI, which reads its settings from the environment: point it at this test's data dir."""
+    monkeypatch.setenv("ZHIWEN_DATA_DIR", str(settings.data_dir))
+    return settings
+
+
+@pytest.fixture
+def demo_kb(data_dir, tmp_path) -> Settings:
+    """Knowledge base "demo" built from a copy of the sample corpus."""
+    from ingest.pipeline import ingest_paths
+
+    shutil.copytree(SAMPLES, tmp_path / "corpus")
+    ingest_paths([tmp_path / "corpus"], "demo", data_dir)
+    return data_dir

@@ -3,32 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from ingest.kb import KnowledgeBase
-from ingest.pipeline import ingest_paths
 from llm.feedback import load_feedback
-from tests.conftest import SAMPLES
-
-PAGES = Path(__file__).resolve().parents[1] / "app" / "ui" / "views"
-TIMEOUT = 120
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch, settings):
-    monkeypatch.setenv("ZHIWEN_DATA_DIR", str(settings.data_dir))
-    return settings
-
-
-@pytest.fixture
-def demo_kb(data_dir, tmp_path):
-    shutil.copytree(SAMPLES, tmp_path / "corpus")
-    ingest_paths([tmp_path / "corpus"], "demo", data_dir)
-    return data_dir
+from tests.ui_helpers import PAGES, TIMEOUT
 
 
 def page(name: str) -> AppTest:

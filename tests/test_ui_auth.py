@@ -6,27 +6,24 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-from google.protobuf import text_format
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from app.api.keys import create_key, revoke_key
 from ingest.pipeline import ingest_paths
 from tests.conftest import SAMPLES, write
+from tests.ui_helpers import login, rendered
+from tests.ui_helpers import main_app as app
 
-MAIN = Path(__file__).resolve().parents[1] / "app" / "ui" / "main.py"
-TIMEOUT = 120
 SECRET_TEXT = "青龙项目的预算是三千万元，仅限董事会成员查阅。\n"
 
 
 @pytest.fixture
-def data_dir(monkeypatch, settings):
-    monkeypatch.setenv("ZHIWEN_DATA_DIR", str(settings.data_dir))
+def data_dir(data_dir, monkeypatch):
     monkeypatch.setenv("ZHIWEN_UI_AUTH", "1")
-    return settings
+    return data_dir
 
 
 @pytest.fixture
@@ -42,25 +39,6 @@ def kbs(data_dir, tmp_path):
 def tokens(kbs) -> dict[str, str]:
     roles = {"reader": {"demo": "read"}, "writer": {"demo": "write"}, "admin": {"*": "admin"}, "founder": {"新库": "admin"}}
     return {name: create_key(kbs, name, r)[1] for name, r in roles.items()}
-
-
-def app() -> AppTest:
-    return AppTest.from_file(str(MAIN), default_timeout=TIMEOUT).run()
-
-
-def login(token: str, at: AppTest | None = None) -> AppTest:
-    at = at or app()
-    at.text_input(key="login-token").set_value(token)
-    at.button(key="FormSubmitter:login-登录").click().run()
-    return at
-
-
-def rendered(at: AppTest) -> str:
-    """Every element's content (labels, options, values, text), main area and sidebar."""
-    def walk(node) -> list[str]:
-        own = [text_format.MessageToString(node.proto, as_utf8=True)] if getattr(node, "proto", None) is not None else []
-        return own + [s for child in getattr(node, "children", {}).values() for s in walk(child)]
-    return "\n".join(walk(at.main) + walk(at.sidebar))
 
 
 def labels(at: AppTest) -> set[str]:

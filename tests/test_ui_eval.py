@@ -4,23 +4,17 @@ AppTest: the real page over a real knowledge base, and with UI auth on, the real
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from pathlib import Path
 
 import pytest
-from google.protobuf import text_format
 from streamlit.testing.v1 import AppTest
 
 from app.api.keys import create_key
 from eval.dataset import QAItem
 from eval.jobs import list_runs, run_status, runs_dir
 from ingest.kb import KnowledgeBase
-from ingest.pipeline import ingest_paths
-from tests.conftest import SAMPLES
+from tests.ui_helpers import PAGES, TIMEOUT, login, rendered
 
-ROOT = Path(__file__).resolve().parents[1] / "app" / "ui"
-TIMEOUT = 120
 START = "FormSubmitter:eval-new-开始评测"
 QUESTIONS = [
     QAItem(id="t", question="一线城市住宿标准是多少？", answers=["每晚不超过600元"], relevant_sources=["差旅报销制度.md"]),
@@ -28,21 +22,8 @@ QUESTIONS = [
 ]
 
 
-@pytest.fixture
-def data_dir(monkeypatch, settings):
-    monkeypatch.setenv("ZHIWEN_DATA_DIR", str(settings.data_dir))
-    return settings
-
-
-@pytest.fixture
-def demo_kb(data_dir, tmp_path):
-    shutil.copytree(SAMPLES, tmp_path / "corpus")
-    ingest_paths([tmp_path / "corpus"], "demo", data_dir)
-    return data_dir
-
-
 def eval_page() -> AppTest:
-    return AppTest.from_file(str(ROOT / "views" / "evaluation.py"), default_timeout=TIMEOUT).run()
+    return AppTest.from_file(str(PAGES / "evaluation.py"), default_timeout=TIMEOUT).run()
 
 
 def jsonl(items: list[QAItem]) -> bytes:
@@ -127,19 +108,7 @@ def fake_run(settings, run_id: str, kb: str, **fields) -> None:
     (folder / "status.json").write_text(json.dumps(status, ensure_ascii=False), encoding="utf-8")
 
 
-def login(token: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "main.py"), default_timeout=TIMEOUT).run()
-    at.text_input(key="login-token").set_value(token)
-    at.button(key="FormSubmitter:login-登录").click().run()
-    at.switch_page("views/evaluation.py").run()
-    return at
 
-
-def rendered(at: AppTest) -> str:
-    def walk(node) -> list[str]:
-        own = [text_format.MessageToString(node.proto, as_utf8=True)] if getattr(node, "proto", None) is not None else []
-        return own + [s for child in getattr(node, "children", {}).values() for s in walk(child)]
-    return "\n".join(walk(at.main) + walk(at.sidebar))
 
 
 def test_with_auth_the_form_offers_writable_kbs_and_the_list_readable_runs(data_dir, monkeypatch):
@@ -152,6 +121,7 @@ def test_with_auth_the_form_offers_writable_kbs_and_the_list_readable_runs(data_
     mixed = create_key(data_dir, "mixed", {"demo": "read", "secret": "write"})[1]
 
     at = login(reader)
+    at.switch_page("views/evaluation.py").run()
     assert not at.exception
     assert not [s for s in at.selectbox if s.key == "eval-new-kb"] and not at.file_uploader and START not in [b.key for b in at.button]
     assert "新建评测需要知识库的写入权限" in " ".join(c.value for c in at.caption)
@@ -164,6 +134,7 @@ def test_with_auth_the_form_offers_writable_kbs_and_the_list_readable_runs(data_
     assert {"Evaluation runs", "Open a report folder"} <= {s.value for s in at.subheader}
 
     at = login(mixed)
+    at.switch_page("views/evaluation.py").run()
     assert at.selectbox(key="eval-new-kb").options == ["secret"], "demo is readable, not writable"
     assert sorted(table(at, "任务")["任务"]) == ["0" * 16, "1" * 16]
     at.selectbox(key="eval-run").set_value("1" * 16).run()
