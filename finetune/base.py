@@ -79,3 +79,39 @@ def quiet_transformers() -> None:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+
+
+def gguf_to_hf(gguf_file: Path | str, out_dir: Path | str) -> Path:
+    """A GGUF model file (e.g. the SmolLM2 that the llama.cpp backend serves) → a local transformers
+    model directory that ``--base`` accepts: config.json, float32 safetensors, and the tokenizer with
+    the chat template the GGUF carries. Needs the ``gguf`` package; quantized weights are dequantized.
+
+    transformers marks a model loaded from GGUF as quantized and refuses to save it, even once every
+    weight is a plain float tensor; the weights are therefore moved into a model built from the same
+    config (without the GGUF quantization entry) on the meta device, so nothing is copied twice."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils.quantization_config import GgufConfig
+
+    src, out = Path(gguf_file).expanduser(), Path(out_dir).expanduser()
+    if not src.is_file():
+        raise FinetuneError(f"找不到 GGUF 文件 (GGUF file not found): {src}")
+    where = {"gguf_file": src.name, "local_files_only": True}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(src.parent), **where)
+        loaded = AutoModelForCausalLM.from_pretrained(
+            str(src.parent), quantization_config=GgufConfig(dequantize=True), dtype=torch.float32, **where)
+    except (OSError, ValueError, ImportError) as exc:
+        raise FinetuneError(f"无法读取 GGUF 模型 {src} (cannot load the GGUF model): {exc}") from exc
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict(), strict=True, assign=True)
+    model.tie_weights()
+    model.generation_config = loaded.generation_config
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out
