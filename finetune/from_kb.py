@@ -27,8 +27,8 @@ from core.settings import Settings
 from core.text import fold
 from finetune.data import Example
 from llm.prompts import ANSWER_PROMPT, format_sources
+from llm.refusal import NO_ANSWER
 
-NO_ANSWER = "资料中没有相关信息。"  # the wording rule 3 of the system prompt asks for
 
 QUESTION_SYSTEM = (
     "你是一名严谨的出题老师，为企业知识库问答助手准备训练数据。"
@@ -201,8 +201,12 @@ def examples_from_kb(
                 if grounding(answer, chunk.text) < 0.5:
                     report.ungrounded += 1
                     continue
-                others = pick_distractors(question, answer, chunk, everything, retriever, distractors, rng)
-                refuse = bool(others) and rng.random() < unanswerable_ratio
+                # An unanswerable example gets one distractor more, standing in for the gold chunk it
+                # lacks: every example shows the same number of sources, so "fewer sources" never
+                # becomes a cue for refusing.
+                refuse = rng.random() < unanswerable_ratio
+                others = pick_distractors(question, answer, chunk, everything, retriever, distractors + refuse, rng)
+                refuse = refuse and len(others) > distractors
                 examples.append(build_example(question, answer, chunk, others, rng, kb_name, unanswerable=refuse))
                 report.unanswerable += refuse
             if on_progress:

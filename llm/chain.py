@@ -23,7 +23,7 @@ from llm.citations import parse_citations
 from llm.client import LLMUnavailable, make_chat_model
 from llm.extractive import extractive_answer
 from llm.prompts import ANSWER_PROMPT, CONDENSE_PROMPT, format_sources
-from llm.refusal import refusal_message
+from llm.refusal import is_model_refusal, refusal_message
 from retrieval.retriever import HybridRetriever, RetrievalResult
 
 History = list[tuple[str, str]]  # (question, answer) turns, oldest first
@@ -133,6 +133,8 @@ class RagChain:
         if not text.strip():
             return self._fallback(turn, "大模型返回了空回答 (empty answer)")
         parsed = parse_citations(text, turn.relevant)
+        if is_model_refusal(parsed.text):
+            return Answer(text=parsed.text, refused=True, mode="llm", model=self.settings.llm_model, flags={"model_refused": True})
         return Answer(
             text=parsed.text, mode="llm", model=self.settings.llm_model, citations=parsed.citations,
             flags={"dropped_markers": parsed.dropped_markers, "uncited": parsed.uncited},

@@ -174,6 +174,20 @@ def test_chain_drops_markers_the_llm_invents(kb_settings):
     assert answer.citations[0].n == 1
 
 
+@pytest.mark.parametrize("reply", ["资料中没有相关信息。", "资料中没有相关信息[1]。", "The sources do not contain the answer."])
+def test_the_models_own_no_answer_reply_is_a_refusal(kb_settings, reply):
+    """Rule 3's reply is a refusal (evaluation scores it as one), not an uncited answer."""
+    fake = GenericFakeChatModel(messages=iter([reply]))
+    answer = ask("一线城市住宿标准是多少？", "kb", kb_settings.model_copy(update={"answer_cache_size": 0}), chat_model=fake)
+    assert answer.refused and answer.mode == "llm" and answer.citations == [] and answer.flags["model_refused"]
+
+
+def test_a_hedge_followed_by_a_guess_is_not_a_refusal(kb_settings):
+    fake = GenericFakeChatModel(messages=iter(["资料中没有相关信息，但一般来说一线城市住宿标准大约是每晚五百到八百元之间。"]))
+    answer = ask("一线城市住宿标准是多少？", "kb", kb_settings.model_copy(update={"answer_cache_size": 0}), chat_model=fake)
+    assert not answer.refused and answer.flags["uncited"]
+
+
 def test_cli_streams_and_reports_mode_and_model(server, kb_settings):
     import json
     import os
