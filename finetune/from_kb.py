@@ -29,7 +29,6 @@ from finetune.data import Example
 from llm.prompts import ANSWER_PROMPT, format_sources
 from llm.refusal import NO_ANSWER
 
-
 QUESTION_SYSTEM = (
     "你是一名严谨的出题老师，为企业知识库问答助手准备训练数据。"
     "你只根据给出的资料出题和作答，答案必须能在资料中找到依据，不要使用资料以外的知识。"

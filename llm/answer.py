@@ -18,8 +18,8 @@ from llm.cache import AnswerCache, cache_key
 from llm.chain import History, RagChain, StreamEvent
 from llm.extractive import extractive_answer
 from llm.guard import moderate_answer, moderate_question, moderate_stream
-from moderation.moderator import moderator_for
 from llm.refusal import refusal_message
+from moderation.moderator import moderator_for
 from retrieval.retriever import HybridRetriever
 
 _caches: dict[int, AnswerCache] = {}

@@ -8,8 +8,9 @@ from typing import Iterator
 
 from core.models import Answer
 from llm.chain import StreamEvent
-from moderation.moderator import Moderator, ModerationResult
+from moderation.moderator import ModerationResult, Moderator
 from moderation.stream import StreamFilter
+
 
 def _summary(surface: str, result: ModerationResult) -> list[dict]:
     return [{"surface": surface, "category": f.category, "rule_id": f.rule_id, "action": f.action} for f in result.findings]
