@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.openai_protocol import ModelCard, ModelList, chunk, completion_id, error_body
 from finetune.base import (
     check_adapter_dir,
     check_base_dir,
@@ -34,12 +35,7 @@ from finetune.protocol import (
     ChatCompletion,
     ChatCompletionRequest,
     Choice,
-    ModelCard,
-    ModelList,
     Usage,
-    chunk,
-    completion_id,
-    error_body,
 )
 from finetune.template import ensure_chat_template
 
@@ -250,7 +246,7 @@ def create_app(engine: AdapterEngine) -> Any:
 
     @app.exception_handler(RequestError)
     async def request_error(_: Any, exc: RequestError) -> JSONResponse:
-        return JSONResponse(error_body(str(exc), exc.code), status_code=exc.status)
+        return JSONResponse(error_body(str(exc), "invalid_request_error", exc.code), status_code=exc.status)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -281,7 +277,7 @@ def create_app(engine: AdapterEngine) -> Any:
                                   total_tokens=item.prompt_tokens + item.completion_tokens)
                     yield _sse(chunk(cid, body.model, {}, finish=item.finish_reason))
                     if body.stream_options and body.stream_options.include_usage:
-                        final = chunk(cid, body.model, {}, usage=usage)
+                        final = chunk(cid, body.model, {}, usage=usage.model_dump())
                         final["choices"] = []
                         yield _sse(final)
                 else:

@@ -1,25 +1,14 @@
-"""The OpenAI chat-completions subset the adapter server speaks (the part vLLM's server and
-langchain-openai use), kept apart from the serving logic as vLLM's entrypoints do."""
+"""The OpenAI chat-completions subset the adapter server speaks beyond what core.openai_protocol shares
+(the part vLLM's server and langchain-openai use: stop strings, usage), kept apart from serving logic."""
 
 from __future__ import annotations
 
 import time
-import uuid
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[dict[str, Any]] | None = ""
-
-    def text(self) -> str:
-        if isinstance(self.content, list):  # content parts: only text parts exist for a text model
-            return "".join(p.get("text", "") for p in self.content if p.get("type", "text") == "text")
-        return self.content or ""
+from core.openai_protocol import ChatMessage, completion_id
 
 
 class StreamOptions(BaseModel):
@@ -63,10 +52,6 @@ class Choice(BaseModel):
     finish_reason: Literal["stop", "length"]
 
 
-def completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
-
-
 class ChatCompletion(BaseModel):
     id: str = Field(default_factory=completion_id)
     object: Literal["chat.completion"] = "chat.completion"
@@ -74,29 +59,3 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[Choice]
     usage: Usage
-
-
-class ModelCard(BaseModel):
-    id: str
-    object: Literal["model"] = "model"
-    created: int = Field(default_factory=lambda: int(time.time()))
-    owned_by: str = "zhiwen"
-    root: str = ""  # the base model path, or the adapter path (as vLLM reports it)
-    parent: str | None = None  # for an adapter: the base model's name
-
-
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelCard]
-
-
-def chunk(cid: str, model: str, delta: dict[str, Any], finish: str | None = None, usage: Usage | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-                           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-    if usage is not None:
-        out["usage"] = usage.model_dump()
-    return out
-
-
-def error_body(message: str, code: str, kind: str = "invalid_request_error") -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "code": code, "param": None}}

@@ -199,3 +199,11 @@ def test_rate_limit_is_per_key_and_says_when_to_retry(tmp_path):
         assert limited.json()["error"]["type"] == "rate_limit_error"
         assert 1 <= int(limited.headers["retry-after"]) <= 60
         assert _call(base, "GET", "/v1/models", b).status_code == 200, "another key has its own budget"
+
+
+def test_chat_accepts_content_parts_as_newer_openai_clients_send_them(api):
+    base, keys = api
+    body = {"model": "demo", "messages": [{"role": "user", "content": [{"type": "text", "text": "年休假"}, {"type": "text", "text": "有几天？"}]}]}
+    r = _call(base, "POST", "/v1/chat/completions", keys["reader"], json=body)
+    assert r.status_code == 200, r.text
+    assert "5天" in r.json()["choices"][0]["message"]["content"] and r.json()["citations"]

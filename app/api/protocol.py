@@ -1,17 +1,14 @@
-"""OpenAI chat-completions protocol models (the subset zhiwen serves), apart from serving logic."""
+"""The zhiwen API's chat-completions models: OpenAI's, plus zhiwen's extensions (citations, refusal and
+mode, ``top_k``). The pieces shared with the adapter server live in core.openai_protocol."""
 
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-
-class ChatMessage(BaseModel):
-    role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: str | None = ""
+from core.openai_protocol import ChatMessage, completion_id
 
 
 class ChatCompletionRequest(BaseModel):
@@ -30,27 +27,10 @@ class Choice(BaseModel):
 
 
 class ChatCompletion(BaseModel):
-    id: str = Field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex[:24]}")
+    id: str = Field(default_factory=completion_id)
     object: Literal["chat.completion"] = "chat.completion"
     created: int = Field(default_factory=lambda: int(time.time()))
     model: str
     choices: list[Choice]
     citations: list[dict[str, Any]] = Field(default_factory=list)  # zhiwen extension
     zhiwen: dict[str, Any] = Field(default_factory=dict)  # refused, mode, timings, flags
-
-
-class ModelCard(BaseModel):
-    id: str
-    object: Literal["model"] = "model"
-    owned_by: str = "zhiwen"
-
-
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelCard]
-
-
-def chunk(completion_id: str, model: str, content: str | None = None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
-    delta = {"content": content} if content is not None else {}
-    return {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}

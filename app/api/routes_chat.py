@@ -11,15 +11,8 @@ from fastapi.responses import StreamingResponse
 
 from app.api.deps import Caller, Config, require
 from app.api.metrics import observe_answer
-from app.api.protocol import (
-    ChatCompletion,
-    ChatCompletionRequest,
-    ChatMessage,
-    Choice,
-    ModelCard,
-    ModelList,
-    chunk,
-)
+from app.api.protocol import ChatCompletion, ChatCompletionRequest, Choice
+from core.openai_protocol import ChatMessage, ModelCard, ModelList, chunk, completion_id
 from core.settings import Settings
 from ingest.kb import list_kbs
 from llm.answer import ask, stream_ask
@@ -37,11 +30,11 @@ def split_conversation(messages: list[ChatMessage]) -> tuple[str, History]:
     history, pending = [], None
     for m in messages[:last]:
         if m.role == "user":
-            pending = m.content or ""
+            pending = m.text()
         elif m.role == "assistant" and pending is not None:
-            history.append((pending, m.content or ""))
+            history.append((pending, m.text()))
             pending = None
-    question = (messages[last].content or "").strip()
+    question = messages[last].text().strip()
     if not question:
         raise HTTPException(400, "问题为空 (empty question)")
     return question, history
@@ -73,14 +66,14 @@ def chat(body: ChatCompletionRequest, key: Caller, settings: Config):
 
 
 def _sse(question: str, kb: str, settings: Settings, history: History, body: ChatCompletionRequest) -> Iterator[str]:
-    completion_id = ChatCompletion(model=body.model, choices=[]).id
+    cid = completion_id()
     for event in stream_ask(question, kb, settings, history=history, top_k=body.top_k):
         if event.kind == "token":
-            yield f"data: {json.dumps(chunk(completion_id, body.model, event.text), ensure_ascii=False)}\n\n"
+            yield f"data: {json.dumps(chunk(cid, body.model, {'content': event.text}), ensure_ascii=False)}\n\n"
         elif event.kind == "answer":
             a = event.answer
             observe_answer(kb, a)
-            final = chunk(completion_id, body.model, finish="stop", citations=[c.model_dump() for c in a.citations],
+            final = chunk(cid, body.model, {}, finish="stop", citations=[c.model_dump() for c in a.citations],
                           zhiwen={"refused": a.refused, "mode": a.mode, "model": a.model, "text": a.text})
             yield f"data: {json.dumps(final, ensure_ascii=False)}\n\n"
     yield "data: [DONE]\n\n"

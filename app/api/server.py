@@ -18,6 +18,7 @@ from app.api import routes_chat, routes_eval, routes_kb
 from app.api.deps import ApiState, Caller, require
 from app.api.metrics import MetricsMiddleware
 from core.errors import DocumentNotFound, KnowledgeBaseNotFound, ZhiwenError
+from core.openai_protocol import error_body
 from core.settings import Settings
 from eval.jobs import RunNotFound
 
@@ -28,7 +29,7 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: 
 
 
 def _error(status: int, message: str, kind: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": {"message": message, "type": kind or _ERROR_TYPES.get(status, "server_error"), "code": status}}
+    body = error_body(message, kind or _ERROR_TYPES.get(status, "server_error"), status)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
