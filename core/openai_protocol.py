@@ -41,6 +41,15 @@ def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
+class CompletionHeader(BaseModel):
+    """The fields every ``chat.completion`` response starts with; servers add choices and their extras."""
+
+    id: str = Field(default_factory=completion_id)
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+
+
 def chunk(cid: str, model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
     """One ``chat.completion.chunk`` of a stream; ``extra`` adds top-level fields (usage, citations)."""
     return {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.openai_protocol import ChatMessage, completion_id
+from core.openai_protocol import ChatMessage, CompletionHeader
 
 
 class StreamOptions(BaseModel):
@@ -52,10 +51,6 @@ class Choice(BaseModel):
     finish_reason: Literal["stop", "length"]
 
 
-class ChatCompletion(BaseModel):
-    id: str = Field(default_factory=completion_id)
-    object: Literal["chat.completion"] = "chat.completion"
-    created: int = Field(default_factory=lambda: int(time.time()))
-    model: str
+class ChatCompletion(CompletionHeader):
     choices: list[Choice]
     usage: Usage

@@ -3,12 +3,11 @@ mode, ``top_k``). The pieces shared with the adapter server live in core.openai_
 
 from __future__ import annotations
 
-import time
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from core.openai_protocol import ChatMessage, completion_id
+from core.openai_protocol import ChatMessage, CompletionHeader
 
 
 class ChatCompletionRequest(BaseModel):
@@ -26,11 +25,7 @@ class Choice(BaseModel):
     finish_reason: str = "stop"
 
 
-class ChatCompletion(BaseModel):
-    id: str = Field(default_factory=completion_id)
-    object: Literal["chat.completion"] = "chat.completion"
-    created: int = Field(default_factory=lambda: int(time.time()))
-    model: str
+class ChatCompletion(CompletionHeader):
     choices: list[Choice]
     citations: list[dict[str, Any]] = Field(default_factory=list)  # zhiwen extension
     zhiwen: dict[str, Any] = Field(default_factory=dict)  # refused, mode, timings, flags
