@@ -9,8 +9,9 @@ Accepted lines (one JSON object each):
 - prompt/completion (TRL's format, and what this module writes): ``{"prompt": [...]|str, "completion": [...]|str}``
 - plain QA: ``{"question": …, "answer": …}``
 
-A conversation's last assistant message is the completion (the only tokens the loss sees); everything
-before it is the prompt. Written lines keep that split as message lists, the format TRL's SFTTrainer
+Every assistant message of a conversation becomes one example: that answer is the completion (the only
+tokens the loss sees), everything before it the prompt, so a multi-turn conversation teaches every turn
+(and dedup tells its turns apart by the user turns before them). Written lines keep that split as message lists, the format TRL's SFTTrainer
 also reads, so the set is independent of the model: ``zhiwen finetune train`` renders it with the
 chat template of whichever base it tunes. With ``--base``, each line also carries ``text``, the full
 conversation in that base's chat template, and lengths are counted in its tokens.
@@ -177,6 +178,18 @@ def parse_record(obj: Any) -> Example:
     return Example(prompt, completion, question or last_user, format=fmt)
 
 
+def parse_records(obj: Any) -> list[Example]:
+    """One JSON object → one example per assistant turn (earlier turns first, the whole conversation last)."""
+    whole = parse_record(obj)
+    conversation = [*whole.prompt, *whole.completion]
+    earlier = []
+    for i, message in enumerate(conversation[:-1]):
+        users = [m["content"] for m in conversation[:i] if m["role"] == "user"]
+        if message["role"] == "assistant" and users and message["content"].strip():
+            earlier.append(Example(conversation[:i], [message], users[-1], format=whole.format))
+    return [*earlier, whole]
+
+
 def read_jsonl(path: Path, skip_invalid: bool = False, errors: list[DataError] | None = None) -> list[Example]:
     """Examples of one file. A bad line raises DataError (file, line, reason), or with ``skip_invalid``
     is appended to ``errors`` and skipped."""
@@ -189,14 +202,15 @@ def read_jsonl(path: Path, skip_invalid: bool = False, errors: list[DataError] |
         if not line.strip():
             continue
         try:
-            example = parse_record(json.loads(line))
+            parsed = parse_records(json.loads(line))
         except json.JSONDecodeError as exc:
             problem = DataError(str(path), lineno, f"不是合法的 JSON (invalid JSON: {exc.msg}, column {exc.colno})")
         except InvalidRecord as exc:
             problem = DataError(str(path), lineno, str(exc))
         else:
-            example.origin = f"{path}:{lineno}"
-            examples.append(example)
+            for example in parsed:
+                example.origin = f"{path}:{lineno}"
+            examples.extend(parsed)
             continue
         if not skip_invalid:
             raise problem

@@ -213,9 +213,9 @@ def test_prepare_reads_alpaca_sharegpt_and_messages_and_deduplicates(tmp_path):
     ])
     out = tmp_path / "data"
     stats = sft_data.prepare([alpaca, sharegpt, messages], out, dev_ratio=0.25)
-    assert (stats.read, stats.duplicates, stats.invalid, stats.too_long) == (6, 2, 0, 0)
-    assert stats.train + stats.dev == 4 and stats.dev == 1
-    assert stats.formats == {"alpaca": 2, "sharegpt": 1, "messages": 1}
+    assert (stats.read, stats.duplicates, stats.invalid, stats.too_long) == (7, 2, 0, 0)  # 2 turns of one conversation
+    assert stats.train + stats.dev == 5 and stats.dev >= 1
+    assert stats.formats == {"alpaca": 2, "sharegpt": 2, "messages": 1}
     assert stats.length_unit == "chars"
     assert json.loads((out / "stats.json").read_text(encoding="utf-8"))["duplicates"] == 2
 
@@ -227,6 +227,9 @@ def test_prepare_reads_alpaca_sharegpt_and_messages_and_deduplicates(tmp_path):
     multi = by_question["產假呢？"]  # multi-turn: earlier turns are prompt, the last answer is the completion
     assert [m["role"] for m in multi["prompt"]] == ["system", "user", "assistant", "user"]
     assert multi["completion"][0]["content"] == "一百五十八天。"
+    first_turn = by_question["婚假几天？"]  # … and every earlier answer is an example of its own
+    assert [m["role"] for m in first_turn["prompt"]] == ["system", "user"]
+    assert first_turn["completion"] == [{"role": "assistant", "content": "十天。"}]
     # Deterministic: the same input splits the same way.
     again = sft_data.prepare([alpaca, sharegpt, messages], tmp_path / "again", dev_ratio=0.25)
     assert (out / "dev.jsonl").read_text(encoding="utf-8") == (tmp_path / "again" / "dev.jsonl").read_text(encoding="utf-8")
