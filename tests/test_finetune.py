@@ -424,6 +424,8 @@ def test_cli_refuses_a_base_that_is_not_a_local_model_dir(tmp_path):
                                       "--out", str(tmp_path / "a")])
     assert result.exit_code == 1
     assert "config.json" in result.output and "不会从网上下载" in result.output
+    served = CliRunner().invoke(app, ["finetune", "serve", "--base", str(tmp_path / "Qwen/Qwen2.5-7B"), "--lora", f"p={tmp_path}"])
+    assert served.exit_code == 1 and "config.json" in served.output
 
 
 # -- examples from a knowledge base, in the chain's own format -------------------------------------
@@ -513,7 +515,8 @@ def test_examples_from_kb_with_the_configured_llm_shape(kb):
 # -- serving the adapter, and evaluating base vs adapter through the real chain -----------------------
 @pytest.fixture(scope="module")
 def server(trained, base_dir, tmp_path_factory):
-    """`zhiwen finetune serve` as a user starts it: a real process on a free port of 127.0.0.1."""
+    """The adapter served as a user serves it on a CPU: `zhiwen llm serve` with a model directory and a
+    PEFT adapter picks the transformers backend (finetune.hf_server, as `zhiwen finetune serve` runs it)."""
     import signal
 
     from finetune.evaluate import free_port
@@ -523,7 +526,7 @@ def server(trained, base_dir, tmp_path_factory):
     port = free_port()
     log = open(root / "server.log", "wb")  # noqa: SIM115 -- open for the fixture's whole life
     process = subprocess.Popen(
-        [ZHIWEN, "finetune", "serve", "--base", str(base_dir), "--lora", f"policy={trained.adapter_dir}", "--port", str(port)],
+        [ZHIWEN, "llm", "serve", "--model", str(base_dir), "--lora", f"policy={trained.adapter_dir}", "--port", str(port)],
         # One torch thread, as in this process: the same summation order, so greedy outputs compare exactly.
         stdout=log, stderr=subprocess.STDOUT, env={**cli_env(root), "OMP_NUM_THREADS": "1"}, start_new_session=True,
     )
