@@ -31,6 +31,10 @@ REPORT_SETTINGS = {"top_k", "retrieval_mode", "bm25_weight", "dense_weight", "re
                    "llm_base_url", "llm_model", "llm_temperature"}
 
 
+class TooManyRuns(ZhiwenError):
+    pass
+
+
 class RunNotFound(ZhiwenError):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"没有评测任务 {run_id} (no such evaluation run)")
@@ -58,7 +62,7 @@ def start_run(kb: str, items: list[QAItem], settings: Settings, workers: int = 1
         raise ZhiwenError("问题 id 重复 (duplicate question ids)")
     shared_kb(kb, settings)  # a missing knowledge base fails the request, not the thread
     if not _running.acquire(blocking=False):
-        raise ZhiwenError(f"已有 {MAX_RUNNING} 个评测在运行，请等它们结束 (too many evaluation runs at once)")
+        raise TooManyRuns(f"已有 {MAX_RUNNING} 个评测在运行，请等它们结束 (too many evaluation runs at once)")
     try:
         return _start(kb, items, settings, workers)
     except BaseException:

@@ -20,7 +20,7 @@ from app.api.metrics import MetricsMiddleware
 from core.errors import DocumentNotFound, KnowledgeBaseNotFound, ZhiwenError
 from core.openai_protocol import error_body
 from core.settings import Settings
-from eval.jobs import RunNotFound
+from eval.jobs import RunNotFound, TooManyRuns
 
 _NOT_FOUND = (KnowledgeBaseNotFound, DocumentNotFound, RunNotFound)
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -42,7 +42,8 @@ def create_app(settings: Settings, auth: bool = True) -> FastAPI:
 
     @app.exception_handler(ZhiwenError)
     async def zhiwen_error(_: Request, exc: ZhiwenError) -> JSONResponse:
-        return _error(404 if isinstance(exc, _NOT_FOUND) else 400, str(exc), type(exc).__name__)
+        status = 404 if isinstance(exc, _NOT_FOUND) else 429 if isinstance(exc, TooManyRuns) else 400
+        return _error(status, str(exc), type(exc).__name__)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
