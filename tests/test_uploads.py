@@ -384,16 +384,6 @@ def test_delimiter_look_alikes_inside_a_document_cannot_close_its_source_block()
     assert INJECTION in prompt[opened:closed] and "正文第一段" in prompt[opened:closed], "the text stays, as data"
 
 
-@pytest.fixture(scope="module")
-def llm_server(tmp_path_factory):
-    from tests.llm_server import LLMServer, require_cpu_backend
-
-    require_cpu_backend()
-    server = LLMServer(tmp_path_factory.mktemp("llm") / "server.log")
-    yield server
-    server.stop()
-
-
 def test_instructions_inside_an_uploaded_document_are_quoted_as_data(settings, llm_server):
     from langchain_core.callbacks import BaseCallbackHandler
 
