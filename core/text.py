@@ -78,6 +78,27 @@ def to_simplified_chars(text: str) -> str:
     return text.translate(_t2s_char_table())
 
 
+@lru_cache(maxsize=1)
+def _s2t_chars() -> frozenset[str]:
+    """The characters OpenCC's s2t changes on their own: Simplified-only forms (as _t2s_char_table)."""
+    from opencc_purepy import OpenCC
+
+    chars = [chr(c) for r in ((0x3400, 0x4DC0), (0x4E00, 0xA000), (0xF900, 0xFB00)) for c in range(*r)]
+    converted = OpenCC("s2t").convert("\n".join(chars)).split("\n")
+    return frozenset(a for a, b in zip(chars, converted) if a != b)
+
+
+def is_traditional(text: str) -> bool:
+    """Whether ``text`` is written in Traditional Chinese: more of its characters are Traditional-only
+    forms (changed by t2s) than Simplified-only ones (changed by s2t). Counting both ways keeps Simplified
+    text that uses a shared form (著名, 牠们) Simplified; "does to_simplified change it" cannot decide,
+    as OpenCC's phrase tables also rewrite some Simplified text (its t2s turns 结束 into 結束)."""
+    t2s, s2t = _t2s_char_table(), _s2t_chars()
+    traditional = sum(1 for ch in text if ord(ch) in t2s)
+    simplified = sum(1 for ch in text if ch in s2t)
+    return traditional > simplified
+
+
 def fold(text: str) -> str:
     """The index view of text: NFKC, Traditional→Simplified, lower case, no invisible characters."""
     return to_simplified(unicodedata.normalize("NFKC", strip_invisible(text))).lower()

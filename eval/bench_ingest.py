@@ -301,7 +301,7 @@ def notes(args: argparse.Namespace, s: Any, paragraphs: Sequence[Paragraph], que
         (f"Corpus: {args.data.name}, {len(paragraphs)} paragraphs as Markdown files; "
          f"{len(questions)} questions sampled with seed {args.seed}."),
         (f"zhiwen: chunk_size={s.chunk_size} jieba tokens, chunk_overlap={s.chunk_overlap}; hybrid = {s.bm25_weight} x BM25 "
-         f"+ {s.dense_weight} x cosine. The bm25/dense rows query the hybrid row's knowledge base."),
+         f"+ {s.dense_weight or 'tuned'} x cosine. The bm25/dense rows query the hybrid row's knowledge base."),
         (f"LangChain: TextLoader + RecursiveCharacterTextSplitter(chunk_size={LC_CHUNK_SIZE}, chunk_overlap={LC_CHUNK_OVERLAP}) "
          f"characters + FAISS.from_documents + save_local; similarity_search(k={K})."),
         (f"Both: embedder {s.embedding_model} (same instance, loaded and warmed before timing). Ingest: the whole folder into "

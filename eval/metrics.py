@@ -332,6 +332,25 @@ def refusal_accuracy(records: Iterable[tuple[bool, bool]]) -> float | None:
     return sum(outcomes) / len(outcomes)
 
 
+TRADEOFF_FLOORS = tuple(round(0.05 * i, 2) for i in range(21))
+
+
+def refusal_tradeoff(records: Iterable[tuple[bool, float]], floors: Sequence[float] = TRADEOFF_FLOORS) -> list[dict[str, float]]:
+    """What each possible floor would do on these questions: the share of answerable ones still
+    answered and of unanswerable ones refused, from each question's best hit relevance. Empty unless
+    both kinds are present. (Retrieval's side only: an LLM may still refuse an answered question.)"""
+    pairs = [(bool(a), float(r)) for a, r in records]
+    answerable = [r for a, r in pairs if a]
+    unanswerable = [r for a, r in pairs if not a]
+    if not answerable or not unanswerable:
+        return []
+    return [
+        {"floor": f, "answered": sum(r >= f for r in answerable) / len(answerable),
+         "refused": sum(r < f for r in unanswerable) / len(unanswerable)}
+        for f in floors
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # Aggregation and latency
 # --------------------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ def _plots(records: list[EvalRecord], agg: dict[str, Any]) -> bytes:
     names = [k for k in METRIC_ORDER if agg.get(k) is not None]
     f1 = [r.metrics["char_f1"] for r in records if r.metrics.get("char_f1") is not None]
     total = [r.timings_ms["total"] for r in records if "total" in r.timings_ms]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    curve = agg.get("refusal_curve") or []
+    fig, axes = plt.subplots(1, 4 if curve else 3, figsize=(20 if curve else 15, 4))
     axes[0].barh(names, [agg[k] for k in names], color="#4c78a8")
     axes[0].set_xlim(0, 1)
     axes[0].invert_yaxis()
@@ -54,11 +55,42 @@ def _plots(records: list[EvalRecord], agg: dict[str, Any]) -> bytes:
     axes[1].set_title("per-question character F1")
     axes[2].hist(total or [0], bins=30, color="#f28e2b")
     axes[2].set_title("end-to-end latency (ms)")
+    if curve:
+        _plot_tradeoff(axes[3], curve, agg.get("relevance_floor"))
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     return buf.getvalue()
+
+
+def _plot_tradeoff(ax: Any, curve: list[dict[str, float]], floor: float | None) -> None:
+    """Answered-when-answerable against refused-when-unanswerable, one point per floor."""
+    ax.plot([p["refused"] for p in curve], [p["answered"] for p in curve], marker="o", ms=3, color="#e15759")
+    if floor is not None:
+        at = min(curve, key=lambda p: abs(p["floor"] - floor))
+        ax.scatter([at["refused"]], [at["answered"]], s=80, color="#4c78a8", zorder=3, label=f"floor {floor:g}")
+        ax.legend(loc="lower left")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("unanswerable refused")
+    ax.set_ylabel("answerable answered")
+    ax.set_title("refusal trade-off (each point a floor)")
+
+
+def _tradeoff_lines(agg: dict[str, Any]) -> list[str]:
+    curve = agg.get("refusal_curve") or []
+    if not curve:
+        return []
+    floor = agg.get("relevance_floor")
+    lines = ["", "## Refusal trade-off", "",
+             "What each relevance floor would do on this set (best hit's relevance against the floor; with the "
+             "built-in embedders relevance is the calibrated probability that a passage answers the question)."
+             + (f" This run used floor {floor:g}." if floor is not None else ""), "",
+             "| floor | answerable answered | unanswerable refused |", "|---|---|---|"]
+    lines += [f"| {p['floor']:.2f}{' ←' if floor is not None and abs(p['floor'] - floor) < 0.025 else ''} | "
+              f"{p['answered']:.3f} | {p['refused']:.3f} |" for p in curve]
+    return lines
 
 
 def markdown(agg: dict[str, Any], records: list[EvalRecord], meta: dict[str, Any]) -> str:
@@ -68,6 +100,7 @@ def markdown(agg: dict[str, Any], records: list[EvalRecord], meta: dict[str, Any
     lines += [f"| {k} | {_fmt(agg.get(k))} |" for k in METRIC_ORDER if k in agg]
     lines += ["", "| stage | p50 ms | p95 ms | mean ms |", "|---|---|---|---|"]
     lines += [f"| {s} | {v['p50']:.1f} | {v['p95']:.1f} | {v['mean']:.1f} |" for s, v in agg["latency_ms"].items() if v]
+    lines += _tradeoff_lines(agg)
     lines += ["", "![plots](plots.png)", "", "## The 10 worst questions", ""]
     for r in worst(records):
         lines += [f"### {r.id}: {r.question}", "",

@@ -44,6 +44,8 @@ class EvalRecord(BaseModel):
     cited: list[dict[str, Any]] = Field(default_factory=list)  # n, chunk_id, source, quote
     timings_ms: dict[str, float] = Field(default_factory=dict)
     metrics: dict[str, float | None] = Field(default_factory=dict)
+    best_relevance: float | None = None  # the best hit's relevance, for the refusal trade-off curve
+    relevance_floor: float | None = None  # the floor the answer was given under
     error: str | None = None
     finished_at: float = 0.0
 
@@ -116,6 +118,8 @@ def ask_one(item: QAItem, kb_name: str, settings: Settings, judge_llm: Any | Non
     record.retrieved = retrieved
     record.cited = [{"n": c.n, "chunk_id": c.chunk_id, "source": c.source, "quote": c.quote} for c in answer.citations]
     record.timings_ms = answer.timings_ms
+    record.best_relevance = answer.flags.get("best_relevance")
+    record.relevance_floor = answer.flags.get("relevance_floor")
     record.metrics = score(item, record)
     if judge_llm is not None:
         record.metrics.update(judge(record, kb_name, settings, judge_llm))
@@ -194,6 +198,10 @@ def aggregate(records: list[EvalRecord]) -> dict[str, Any]:
     out["errors"] = sum(r.error is not None for r in records)
     stages = sorted({k for r in records for k in r.timings_ms})
     out["latency_ms"] = {s: m.latency_summary([r.timings_ms[s] for r in records if s in r.timings_ms]) for s in stages}
+    scored = [(r.answerable, r.best_relevance) for r in records if r.error is None and r.best_relevance is not None]
+    out["refusal_curve"] = m.refusal_tradeoff(scored)
+    floors = {r.relevance_floor for r in records if r.relevance_floor is not None}
+    out["relevance_floor"] = floors.pop() if len(floors) == 1 else None
     return out
 
 

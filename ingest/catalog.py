@@ -225,6 +225,35 @@ class Catalog:
         meta = [{"doc_id": r[2], "chunk_id": r[3], "source": r[4], "page": r[5], "start": r[6], "end": r[7]} for r in rows]
         return ids, vecs, meta
 
+    def embedding_inputs(self) -> list[tuple[int, str, list[str], str]]:
+        """(row id, document title, heading path, text) of every chunk: what re-embedding needs."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT c.rowid, d.title, c.heading_path, c.text FROM chunks c JOIN documents d ON c.doc_id = d.id ORDER BY c.rowid"
+            ).fetchall()
+        return [(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
+
+    def replace_embeddings(self, model: str, rowids: list[int], text_hashes: list[str], vectors: np.ndarray) -> None:
+        """Every chunk's vector and the knowledge base's embedder switch in one transaction: a crash
+        leaves either the old model's vectors or the new one's, never a mix."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                if int(cur.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]) != len(rowids):
+                    raise RuntimeError("chunks changed while re-embedding")
+                cur.executemany(
+                    "UPDATE chunks SET embedding = ?, text_hash = ? WHERE rowid = ?",
+                    [(v.tobytes(), h, int(r)) for r, h, v in zip(rowids, text_hashes, vectors)],
+                )
+                cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('embedding_model', ?)", (model,))
+                self._bump_version()
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
     def all_tokens(self) -> tuple[list[int], list[list[str]]]:
         with self._lock:
             rows = self._conn.execute("SELECT rowid, tokens FROM chunks ORDER BY rowid").fetchall()

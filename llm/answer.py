@@ -36,7 +36,7 @@ def extractive_ask(retriever: HybridRetriever, question: str, settings: Settings
     query = f"{history[-1][0]} {question}" if history else question
     result = retriever.search(query, settings.top_k)
     timings = dict(result.timings_ms)
-    relevant = [h for h in result.hits if h.relevance >= settings.relevance_floor]
+    relevant = result.relevant
     if not relevant:
         answer = Answer(text=refusal_message(question), refused=True, mode="extractive")
     else:
@@ -44,6 +44,7 @@ def extractive_ask(retriever: HybridRetriever, question: str, settings: Settings
         answer = extractive_answer(query, relevant, settings.extractive_max_sentences, idf=retriever.bm25.idf)
         timings["answer"] = (time.perf_counter() - t1) * 1000
     answer.flags["best_relevance"] = round(result.best_relevance, 4)
+    answer.flags["relevance_floor"] = round(result.floor, 4)
     answer.flags["retrieved"] = [h.chunk.id for h in result.hits]
     answer.timings_ms = {**timings, "total": (time.perf_counter() - t0) * 1000}
     return answer

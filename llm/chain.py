@@ -111,7 +111,7 @@ class RagChain:
     def _retrieve(self, turn: _Turn) -> _Turn:
         turn.retrieval = self.retriever.search(turn.standalone, self.settings.top_k)
         turn.timings.update(turn.retrieval.timings_ms)
-        turn.relevant = [h for h in turn.retrieval.hits if h.relevance >= self.settings.relevance_floor]
+        turn.relevant = turn.retrieval.relevant
         return turn
 
     def _refuse(self, turn: _Turn) -> Answer:
@@ -196,6 +196,7 @@ class RagChain:
             answer.flags["standalone_question"] = turn.standalone
         if turn.retrieval is not None:
             answer.flags["best_relevance"] = round(turn.retrieval.best_relevance, 4)
+            answer.flags["relevance_floor"] = round(turn.retrieval.floor, 4)
             answer.flags["retrieved"] = [h.chunk.id for h in turn.retrieval.hits]
         return answer
 

@@ -1,17 +1,30 @@
-"""The extractive answerer: no LLM, just the best sentences of the top passages, each cited.
+"""The extractive answerer: no LLM, just the sentence of the top passages that answers, cited.
 
 Used when no LLM is configured, and as the fallback when the LLM fails. It cannot paraphrase, but it
 cannot hallucinate either: every word of the answer is a quote.
+
+What it picks: the sentence that carries the question's content words (IDF-weighted overlap, a little
+less for lower-ranked passages), and it stops there. Question words that are the passage's title or
+headings count for all of its sentences alike: they say which passage, and the words beyond them say which
+sentence ("大鳞大眼鲷分布于哪里" wants the sentence with 分布, not the one that names the fish). A second
+sentence joins only when it brings question terms the first lacks and scores nearly as well (a question
+that combines two facts). A sentence longer than a short statement is trimmed to the run of clauses (split
+at ，；： outside brackets) that holds the question terms it matched, widened while that run is too short
+or says nothing beyond the question: the statement that answers, not the paragraph around it. Measured
+with ``python -m eval.bench_extractive`` (CMRC 2018 and a Traditional-Chinese copy of it).
+
+A question in Simplified Chinese gets its answer in Simplified even when the passage is Traditional; the
+citation still quotes the passage exactly as written. A Traditional question gets the original text.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from core.models import Answer, Citation, Hit
-from core.text import search_tokens, split_sentences
+from core.text import is_traditional, search_tokens, split_sentences, to_simplified, trim_span
 
 IdfFunction = Callable[[str], float]
 
@@ -22,13 +35,40 @@ class _Candidate:
     start: int  # offsets into the chunk text
     end: int
     score: float
+    # question terms this sentence (or the echo before it) carries, with their IDF weights
+    matched: dict[str, float] = field(default_factory=dict)
+    topic: set[str] = field(default_factory=set)  # the passage's title and heading words
+    after_echo: bool = False  # follows a repeat of the question (FAQ): the whole sentence is its answer
+
+    def informative(self) -> dict[str, float]:
+        """The matched question terms that are not the passage's topic."""
+        return {t: w for t, w in self.matched.items() if t not in self.topic}
 
 
 _MIN_NEW_TERMS = 2
 _TITLE_MAX_CHARS = 20
-
+_RANK_PENALTY = 0.15  # per rank below the first
+_NO_NUMBER_WEIGHT = 0.5  # a sentence without a number, when the question asks for one ("多久", "几天")
+# A second sentence joins the best one only when it scores at least this share of the best one's score
+# (overall and on the words beyond the passage's topic) and the question terms it adds weigh at least
+# this share of those the best one carries.
+_COMBINE_SCORE_RATIO = 0.6
+_COMBINE_NEW_TERMS_RATIO = 0.3
+# A sentence longer than this is trimmed to the clauses that carry its matched question terms, widened
+# until it has _CLAUSE_MIN_CHARS characters and _CLAUSE_MIN_NEW_TERMS words beyond the question's
+# (a bare noun, or the question's own words, is not an answer).
+_TRIM_ABOVE_CHARS = 30
+_CLAUSE_MIN_CHARS = 8
+_CLAUSE_MIN_NEW_TERMS = 2
 
 _TABLE_RULE_RE = re.compile(r"\s*\|?\s*:?-{3,}")
+_QUESTION_END_RE = re.compile(r"[？?][\s；;]*$")
+# A question that asks for a quantity, a date or a duration, and what answers one: a sentence with a number.
+_ASKS_NUMBER_RE = re.compile(r"多少|几|幾|多久|多长|多長|多大|多高|多重|多远|多遠|何时|何時|什么时候|什麼時候|哪一?年|哪一?天")
+_NUMBER_RE = re.compile(r"\d|[〇零一二两兩三四五六七八九十百千万萬亿億]+[个個位名次年月日天周週岁歲倍元项項条條种種]|[十百千万萬亿億]")
+_CLAUSE_BREAKS = "，,；;：:"
+_OPENERS = "《「『“‘（(【〈"
+_CLOSERS = "》」』”’）)】〉"
 
 
 def _is_table_header(text: str, end: int) -> bool:
@@ -42,21 +82,37 @@ def _is_title(sentence: str) -> bool:
     return s.startswith("#") or (len(s) <= _TITLE_MAX_CHARS and s[-1:].isalnum())
 
 
-def _sentence_candidates(hit: Hit, query_terms: set[str], idf: IdfFunction) -> list[_Candidate]:
+def _topic_terms(hit: Hit) -> set[str]:
+    """Words of the passage's title and headings: they say which passage, not which of its sentences."""
+    chunk = hit.chunk
+    return set(search_tokens(" ".join([chunk.title, *chunk.heading_path])))
+
+
+def _sentence_candidates(hit: Hit, query_terms: set[str], idf: IdfFunction, asks_number: bool = False) -> list[_Candidate]:
+    """Every sentence of the passage that could answer, scored by the question terms it carries. A sentence
+    under a title or heading is about it: the question's words found there count for every sentence of
+    the passage (so they decide between passages, not between the sentences of one)."""
     text = hit.chunk.text
+    topic = _topic_terms(hit)
+    on_topic = sum(idf(t) for t in query_terms & topic)
     out = []
-    carried = 0.0  # FAQ pattern: the sentence after an echo of the question is its answer
+    carried: dict[str, float] = {}  # FAQ pattern: the sentence after an echo of the question is its answer
     for a, b in split_sentences(text):
         sentence = text[a:b]
         terms = set(search_tokens(sentence))
-        overlap = sum(idf(t) for t in query_terms & terms)
+        matched = {t: idf(t) for t in query_terms & terms}
         if _is_title(sentence) or _is_table_header(text, b) or len(terms - query_terms) < _MIN_NEW_TERMS:
-            # A heading or a repeat of the question ("问题：如何重置API Key？") does not answer it.
-            carried = overlap
+            # A heading or a repeat of the question ("问题：如何重置API Key？") does not answer it; the
+            # sentence after a repeated question does, with the question's words.
+            carried = matched if _QUESTION_END_RE.search(sentence) else {}
             continue
-        score = (overlap + carried) / (1.0 + 0.15 * (hit.rank - 1))
-        carried = 0.0
-        out.append(_Candidate(hit, a, b, score))
+        matched = {**carried, **matched}
+        score = on_topic + sum(w for t, w in matched.items() if t not in topic)
+        score /= 1.0 + _RANK_PENALTY * (hit.rank - 1)
+        if asks_number and not _NUMBER_RE.search(sentence):
+            score *= _NO_NUMBER_WEIGHT
+        out.append(_Candidate(hit, a, b, score, matched, topic, after_echo=bool(carried)))
+        carried = {}
     return out
 
 
@@ -72,36 +128,112 @@ def _unique(candidates: list[_Candidate]) -> list[_Candidate]:
     return out
 
 
+def _choose(candidates: list[_Candidate], max_sentences: int) -> list[_Candidate]:
+    """The best sentence; a second one only in the "combine" case (see the module docstring)."""
+    # Ties (a question asked only in the passage's title words): the sentence that repeats more of them.
+    ranked = sorted(candidates, key=lambda c: (-c.score, -sum(c.matched.values())))
+    best = ranked[0]
+    if best.score <= 0:  # matched on meaning only (dense): the top passage's first sentence
+        return [candidates[0]]
+    chosen = [best]
+    if max_sentences < 2:
+        return chosen
+    best_own = sum(best.informative().values())
+    for c in ranked[1:]:
+        if c.score < _COMBINE_SCORE_RATIO * best.score:
+            break
+        if sum(c.informative().values()) < _COMBINE_SCORE_RATIO * best_own:
+            continue
+        new = sum(w for t, w in c.matched.items() if t not in best.matched)
+        if new > 0 and new >= _COMBINE_NEW_TERMS_RATIO * sum(best.matched.values()):
+            chosen.append(c)
+            break
+    return chosen
+
+
+def _clauses(text: str, a: int, b: int) -> list[tuple[int, int]]:
+    """Clause spans of text[a:b], split after ，；： outside brackets and quotes; each span keeps its
+    trailing punctuation."""
+    out = []
+    depth = 0
+    start = a
+    for i in range(a, b):
+        ch = text[i]
+        if ch in _OPENERS:
+            depth += 1
+        elif ch in _CLOSERS:
+            depth = max(depth - 1, 0)
+        elif ch in _CLAUSE_BREAKS and depth == 0 and i + 1 < b:
+            out.append((start, i + 1))
+            start = i + 1
+    out.append((start, b))
+    return [s for s in (trim_span(text, x, y) for x, y in out) if s[0] < s[1]]
+
+
+def _trim(c: _Candidate) -> tuple[int, int]:
+    """A long sentence narrowed to its clauses from the first to the last that carries a question term
+    (beyond the passage's topic), widened by a neighbour while that run is too short to stand alone or
+    says nothing beyond the question. An answer after an echoed FAQ question is kept whole, and so is a
+    sentence that matched only topic words (no clue where to cut)."""
+    text = c.hit.chunk.text
+    matched = c.informative()
+    if c.end - c.start <= _TRIM_ABOVE_CHARS or c.after_echo or not matched:
+        return c.start, c.end
+    clauses = _clauses(text, c.start, c.end)
+    if len(clauses) < 2:
+        return c.start, c.end
+    tokens = [set(search_tokens(text[x:y])) for x, y in clauses]
+    mass = [sum(matched.get(t, 0.0) for t in ts) for ts in tokens]
+    hits = [i for i, w in enumerate(mass) if w > 0]
+    if not hits:  # a word jieba cuts differently inside a clause: keep the sentence
+        return c.start, c.end
+    first, last = hits[0], hits[-1]
+
+    def weak() -> bool:
+        new_terms = set().union(*tokens[first : last + 1]) - c.matched.keys()
+        return len(new_terms) < _CLAUSE_MIN_NEW_TERMS or clauses[last][1] - clauses[first][0] < _CLAUSE_MIN_CHARS
+
+    while weak() and (first > 0 or last < len(clauses) - 1):
+        if last < len(clauses) - 1:  # the answer to "X是谁" usually follows X
+            last += 1
+        else:
+            first -= 1
+    start, end = clauses[first][0], clauses[last][1]
+    if end < c.end:  # cut mid-sentence: drop the clause break it ends on
+        end = trim_span(text, start, end - 1 if text[end - 1] in _CLAUSE_BREAKS else end)[1]
+    return start, end
+
+
 def extractive_answer(question: str, hits: list[Hit], max_sentences: int = 3, idf: IdfFunction | None = None, max_passages: int = 3) -> Answer:
-    """Pick up to ``max_sentences`` sentences from the top ``max_passages`` hits; cite each passage."""
+    """Answer with the best sentence of the top ``max_passages`` hits (two in the combine case, never more
+    than ``max_sentences``), trimmed to its answering clauses, each cited."""
     idf = idf or (lambda t: 1.0 + 0.2 * len(t))
     terms = set(search_tokens(question))
-    candidates = _unique([c for h in hits[:max_passages] for c in _sentence_candidates(h, terms, idf)])
+    asks_number = bool(_ASKS_NUMBER_RE.search(question))
+    candidates = _unique([c for h in hits[:max_passages] for c in _sentence_candidates(h, terms, idf, asks_number)])
     if not candidates:
         return Answer(text="", mode="extractive")
-    chosen = [c for c in sorted(candidates, key=lambda c: -c.score) if c.score > 0][:max_sentences]
-    if not chosen:  # matched on meaning only (dense): the top passage's first sentence
-        chosen = [candidates[0]]
-    best = chosen[0].score
-    chosen = [c for c in chosen if c.score >= 0.5 * best]  # drop weak tag-alongs
+    chosen = _choose(candidates, max_sentences)
+    simplified = not is_traditional(question)
 
     # Number passages in retrieval-rank order; read sentences in passage order, then text order.
     ranks = sorted({c.hit.rank for c in chosen})
     number = {rank: n for n, rank in enumerate(ranks, start=1)}
-    chosen.sort(key=lambda c: (c.hit.rank, c.start))
+    spans = sorted(((c.hit, *_trim(c)) for c in chosen), key=lambda s: (s[0].rank, s[1]))
     parts = []
     citations: dict[int, Citation] = {}
-    for c in chosen:
-        n = number[c.hit.rank]
-        chunk = c.hit.chunk
-        parts.append(f"{chunk.text[c.start:c.end]}[{n}]")
-        start, end = chunk.start + c.start, chunk.start + c.end
+    for hit, a, b in spans:
+        n = number[hit.rank]
+        chunk = hit.chunk
+        quote = chunk.text[a:b]
+        parts.append(f"{to_simplified(quote) if simplified and is_traditional(quote) else quote}[{n}]")
+        start, end = chunk.start + a, chunk.start + b
         if n in citations:  # widen the cited span to cover every sentence taken from this passage
             old = citations[n]
             start, end = min(old.start, start), max(old.end, end)
         citations[n] = Citation(
             n=n, source=chunk.source, page=chunk.page, start=start, end=end,
-            quote=chunk.text[start - chunk.start : end - chunk.start], chunk_id=chunk.id, score=round(c.hit.score, 4),
+            quote=chunk.text[start - chunk.start : end - chunk.start], chunk_id=chunk.id, score=round(hit.score, 4),
         )
     joiner = "" if all(_ends_cjk(p) for p in parts) else " "
     return Answer(text=joiner.join(parts), mode="extractive", citations=[citations[n] for n in sorted(citations)])

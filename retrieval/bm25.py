@@ -72,6 +72,16 @@ class BM25Index:
             covered += weight * (term_scores > 0)
         return scores, covered / total_idf if total_idf > 0 else covered
 
+    def unseen_share(self, query_tokens: list[str]) -> float:
+        """IDF share of the query's distinct terms that no chunk contains: high for off-topic questions."""
+        terms = list(dict.fromkeys(query_tokens))
+        if not terms:
+            return 1.0
+        weights = {t: self.idf(t) for t in terms}
+        total = sum(weights.values())
+        unseen = sum(w for t, w in weights.items() if self._df(t) == 0)
+        return unseen / total if total > 0 else 1.0
+
     def save(self, path: Path, version: int) -> None:
         payload = pickle.dumps((self.ids, self._retriever), protocol=pickle.HIGHEST_PROTOCOL)
         write_stamped(path, {"version": version, "count": self.count()}, payload)

@@ -27,8 +27,7 @@ def hit_to_document(hit: Hit) -> Document:
 class ZhiwenRetriever(BaseRetriever):
     retriever: Any  # retrieval.retriever.HybridRetriever (Any: pydantic need not validate it)
     top_k: int = 5
-    relevance_floor: float = 0.0  # hits below it are dropped, as zhiwen's own answer path does
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        hits = self.retriever.search(query, self.top_k).hits
-        return [hit_to_document(h) for h in hits if h.relevance >= self.relevance_floor]
+        """Hits below the retriever's floor are dropped, as zhiwen's own answer path does."""
+        return [hit_to_document(h) for h in self.retriever.search(query, self.top_k).relevant]

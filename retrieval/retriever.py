@@ -3,11 +3,12 @@
 The retriever knows nothing about how chunks are stored: the knowledge base hands it its indexes and
 a function that turns chunk ids into ``Chunk`` objects. That keeps retrieval free of ingest imports.
 
-Relevance (what the refusal floor compares against) is the mean of coverage and cosine in hybrid
-mode: coverage rewards questions that reuse the document's words, the cosine paraphrases. Both are
-absolute scales, unlike the fused score, which only orders the candidates of one query. On CMRC 2018
-with half the articles held out (``python -m eval.bench_refusal``), the mean separated answerable
-from unanswerable questions better than either signal alone or their maximum (see README).
+Relevance (what the refusal floor compares against) is, in hybrid mode with a fitted calibration for
+the embedder, the calibrated probability that the hit answers the question (``retrieval.answerability``):
+a logistic regression over coverage, cosine, margins, agreement and question shape. Without one (a
+custom model, or dense/bm25 mode) it is the legacy mean of coverage and cosine. Either way it is an
+absolute scale, unlike the fused score, which only orders the candidates of one query; the floor it is
+compared with lives here too (``RetrievalResult.relevant``), so every answer path refuses alike.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Callable, Literal
 import numpy as np
 
 from core.models import Chunk, Hit
-from core.text import fold, search_tokens
+from core.text import fold, is_mostly_cjk, search_tokens
+from retrieval.answerability import Background, Calibration, QueryStats, hit_features
 from retrieval.bm25 import BM25Index
 from retrieval.embedders import Embedder
 from retrieval.faiss_store import FaissStore
@@ -33,10 +35,17 @@ Mode = Literal["hybrid", "dense", "bm25"]
 class RetrievalResult:
     hits: list[Hit]
     timings_ms: dict[str, float]
+    floor: float = 0.0
+    features: np.ndarray | None = None  # one row of answerability features per hit (hybrid mode)
 
     @property
     def best_relevance(self) -> float:
         return max((h.relevance for h in self.hits), default=0.0)
+
+    @property
+    def relevant(self) -> list[Hit]:
+        """The hits at or above the floor; none means "refuse"."""
+        return [h for h in self.hits if h.relevance >= self.floor]
 
 
 class HybridRetriever:
@@ -50,7 +59,12 @@ class HybridRetriever:
         bm25_weight: float = 1.0,
         dense_weight: float = 0.5,
         fusion: Literal["weighted", "rrf"] = "weighted",
+        calibration: Calibration | None = None,
+        floor: float | None = None,
+        background: Background | None = None,
     ) -> None:
+        """``calibration`` (hybrid mode only) makes relevance a probability; ``floor`` defaults to the
+        calibration's shipped threshold, or to the legacy 0.40 on the mean(coverage, cosine) scale."""
         self.embedder = embedder
         self.vectors = vectors
         self.bm25 = bm25
@@ -59,6 +73,11 @@ class HybridRetriever:
         self.bm25_weight = bm25_weight
         self.dense_weight = dense_weight
         self.fusion = fusion
+        self.calibration = calibration if mode == "hybrid" else None
+        self.background = background
+        if floor is None:
+            floor = self.calibration.threshold if self.calibration is not None else LEGACY_FLOOR
+        self.floor = floor
 
     def search(self, query: str, top_k: int = 5, allowed_ids: list[int] | None = None) -> RetrievalResult:
         """``allowed_ids`` (chunk row ids, e.g. the chunks of some documents) restricts both retrievers."""
@@ -78,12 +97,14 @@ class HybridRetriever:
         timings["bm25"] = (time.perf_counter() - t0) * 1000
 
         dense_top: dict[int, float] = {}
+        dense_ranked: list[tuple[int, float]] = []
         if self.mode != "bm25":
             t1 = time.perf_counter()
             qvec = self.embedder.embed_query(fold(query))
             timings["embed"] = (time.perf_counter() - t1) * 1000
             t2 = time.perf_counter()
-            dense_top = dict(self.vectors.search(qvec, n_candidates, allowed_ids=allowed_ids))
+            dense_ranked = self.vectors.search(qvec, n_candidates, allowed_ids=allowed_ids)
+            dense_top = dict(dense_ranked)
             if self.mode == "hybrid":
                 missing = [i for i in bm25_top if i not in dense_top]
                 dense_top.update(self.vectors.similarity(qvec, missing))
@@ -102,20 +123,48 @@ class HybridRetriever:
 
         ranked = sorted(fused, key=lambda i: (-fused[i], i))[:top_k]
         chunks = self.lookup(ranked)
+        ranked = [i for i in ranked if i in chunks]  # deleted between index and catalogue read: never cite a ghost
+        coverages = {i: self._coverage(coverage, i) for i in ranked}
+        features = None
+        if self.mode == "hybrid" and ranked:  # features always: eval.fit_answerability reads them
+            stats = self._query_stats(query, tokens, dense_ranked, bm25_top, coverages)
+            features = np.array([hit_features(stats, i, coverages[i], dense_top.get(i)) for i in ranked], dtype=np.float64)
+        if self.calibration is not None and features is not None:
+            relevances = [float(p) for p in self.calibration.probability(features)]
+        else:
+            relevances = [_relevance(self.mode, coverages[i], dense_top.get(i)) for i in ranked]
         hits = []
-        for i in ranked:
-            if i not in chunks:  # deleted between index and catalogue read: never cite a ghost
-                continue
+        for i, relevance in zip(ranked, relevances):
             j = self.bm25.position(i)
-            cov = float(coverage[j]) if j is not None else 0.0
             raw_bm25 = float(bm25_scores[j]) if j is not None else 0.0
-            cos = dense_top.get(i)
-            relevance = _relevance(self.mode, cov, cos)
             hits.append(
-                Hit(chunk=chunks[i], score=float(fused[i]), relevance=relevance, dense=cos, bm25=raw_bm25, coverage=cov, rank=len(hits) + 1)
+                Hit(chunk=chunks[i], score=float(fused[i]), relevance=relevance, dense=dense_top.get(i), bm25=raw_bm25,
+                    coverage=coverages[i], rank=len(hits) + 1)
             )
         timings["retrieve"] = (time.perf_counter() - t0) * 1000
-        return RetrievalResult(hits, timings)
+        return RetrievalResult(hits, timings, floor=self.floor, features=features)
+
+    def _coverage(self, coverage: np.ndarray, chunk_id: int) -> float:
+        j = self.bm25.position(chunk_id)
+        return float(coverage[j]) if j is not None else 0.0
+
+    def _query_stats(self, query: str, tokens: list[str], dense_ranked: list[tuple[int, float]],
+                     bm25_top: dict[int, float], coverages: dict[int, float]) -> QueryStats:
+        cosines = [c for _, c in dense_ranked]
+        return QueryStats(
+            n_terms=len(set(tokens)),
+            cjk=is_mostly_cjk(query),
+            unseen=self.bm25.unseen_share(tokens),
+            cos_mean=float(np.mean(cosines)) if cosines else 0.0,
+            best_cos=max(cosines, default=0.0),
+            best_cov=max(coverages.values(), default=0.0),
+            dense_first=dense_ranked[0][0] if dense_ranked else None,
+            bm25_first=max(bm25_top, key=bm25_top.__getitem__) if bm25_top else None,
+            background=self.background,
+        )
+
+
+LEGACY_FLOOR = 0.40  # on the mean(coverage, cosine) scale; tuned on CMRC (eval.bench_refusal)
 
 
 def _relevance(mode: Mode, coverage: float, cosine: float | None) -> float:

@@ -91,6 +91,15 @@ def test_run_scores_retrieval_answers_citations_and_refusals(sample_eval, tmp_pa
     assert len(report["records"]) == 5 and report["records"][0]["retrieved"]
     html_report = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert "data:image/png;base64" in html_report and "火星上有多少颗卫星" in html_report
+    # The refusal trade-off: one point per floor; the run's own floor answers all four and refuses Mars.
+    curve = {p["floor"]: p for p in agg["refusal_curve"]}
+    assert agg["relevance_floor"] == by_id["travel"].relevance_floor and 0 < agg["relevance_floor"] < 1
+    assert curve[0.0] == {"floor": 0.0, "answered": 1.0, "refused": 0.0} and curve[1.0]["refused"] == 1.0
+    at = min(curve.values(), key=lambda p: abs(p["floor"] - agg["relevance_floor"]))
+    assert at["answered"] == 1.0 and at["refused"] == 1.0
+    answered = [p["answered"] for p in agg["refusal_curve"]]
+    assert answered == sorted(answered, reverse=True)
+    assert "Refusal trade-off" in html_report and "| answerable answered | unanswerable refused |" in html_report
     rows = {r[0]: r for r in compare(agg, {**agg, "hit_at_5": 0.5})}
     assert rows["hit_at_5"][3] == pytest.approx(-0.5)
     assert load_aggregate(tmp_path / "run") == json.loads(json.dumps(agg))

@@ -52,7 +52,8 @@ def sidebar_settings() -> Settings:
     with st.sidebar.expander(t("settings")):
         top_k = st.slider(t("top_k"), 1, 20, base.top_k, key="top_k")
         bm25_weight = st.number_input(t("bm25_weight"), 0.0, 5.0, base.bm25_weight, 0.1, key="bm25_weight")
-        dense_weight = st.number_input(t("dense_weight"), 0.0, 5.0, base.dense_weight, 0.1, key="dense_weight")
+        dense_weight = st.number_input(t("dense_weight"), 0.0, 5.0, base.dense_weight, 0.1, key="dense_weight",
+                                       placeholder=t("auto"))  # empty: the weight tuned for the embedder
         # Only an administrator may point the server (and its LLM API key) at another endpoint.
         locked = not can("*", "admin")
         llm_base_url = st.text_input(t("llm_base_url"), base.llm_base_url or "", key="llm_base_url", disabled=locked,

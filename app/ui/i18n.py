@@ -16,6 +16,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "top_k": {"zh": "检索段落数 top-k", "en": "Passages retrieved (top-k)"},
     "bm25_weight": {"zh": "BM25 权重", "en": "BM25 weight"},
     "dense_weight": {"zh": "向量权重", "en": "Dense weight"},
+    "auto": {"zh": "自动（按向量模型调优）", "en": "auto (tuned per embedder)"},
     "llm_base_url": {"zh": "大模型地址（留空 = 抽取式回答）", "en": "LLM endpoint (empty = extractive answers)"},
     "llm_model": {"zh": "模型 / LoRA 适配器", "en": "Model / LoRA adapter"},
     "temperature": {"zh": "温度", "en": "Temperature"},

