@@ -50,6 +50,7 @@ from typing import Any
 
 from core.settings import Settings, load_settings
 from eval.bench_ingest import (
+    EMBEDDER,
     KB_NAME,
     LC_CHUNK_OVERLAP,
     LC_CHUNK_SIZE,
@@ -209,7 +210,7 @@ class Result:
 def ingest_both(paragraphs: Sequence[Paragraph], root: Path) -> tuple[Settings, Any, dict[str, int]]:
     """One zhiwen knowledge base (default settings) and one LangChain FAISS store over the same files."""
     files = write_markdown(list(paragraphs), root / "corpus")
-    embeddings = langchain_embeddings(warm_up(load_settings(data_dir=root / "warm-up")))
+    embeddings = langchain_embeddings(warm_up(load_settings(data_dir=root / "warm-up", embedding_model=EMBEDDER)))
     (settings, zhiwen_chunks), zhiwen_s = timed(zhiwen_ingest, root / "corpus", root / "zhiwen-data")
     log(f"zhiwen: {zhiwen_chunks} chunks in {zhiwen_s:.1f} s")
     (store, langchain_chunks), langchain_s = timed(langchain_ingest, files, root / "langchain-faiss", embeddings)

@@ -9,6 +9,7 @@ and the answer says so in its mode and flags.
 from __future__ import annotations
 
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal
 
@@ -202,12 +203,18 @@ class RagChain:
 
 
 def _valid_rewrite(rewrite: str, question: str) -> str | None:
-    """Small models ramble: keep a rewrite only if it is one plausible question."""
+    """Small models ramble: keep a rewrite only if it is one plausible question, and not the follow-up
+    itself again ("它的延迟是多少？" for "它的延迟是多少?"): that one still needs the history."""
     line = next((ln.strip() for ln in rewrite.strip().splitlines() if ln.strip()), "")
     line = line.removeprefix("独立问题：").removeprefix("独立问题:").strip().strip('"“”')
-    if not line or len(line) > 3 * len(question) + 60:
+    if not line or len(line) > 3 * len(question) + 60 or _bare(line) == _bare(question):
         return None
     return line
+
+
+def _bare(text: str) -> str:
+    """Text without punctuation, spaces or case: what is left to compare two phrasings by."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
 
 
 def _describe(exc: BaseException) -> str:

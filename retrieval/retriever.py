@@ -164,7 +164,7 @@ class HybridRetriever:
         )
 
 
-LEGACY_FLOOR = 0.40  # on the mean(coverage, cosine) scale; tuned on CMRC (eval.bench_refusal)
+LEGACY_FLOOR = 0.40  # on the mean(coverage, cosine) scale; tuned on CMRC with USE-m3 before calibration existed
 
 
 def _relevance(mode: Mode, coverage: float, cosine: float | None) -> float:

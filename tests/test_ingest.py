@@ -158,7 +158,8 @@ def test_simplified_question_finds_traditional_document(sample_kb):
     answer = ask("资安事件多久内要通报？", "kb", settings)
     assert not answer.refused
     assert answer.citations[0].source.endswith("資訊安全規範.txt")
-    assert "1小時內通報" in answer.text
+    assert "1小时内通报" in answer.text  # a Simplified question gets a Simplified answer
+    assert "1小時內通報" in answer.citations[0].quote  # the quote stays the document's own text
 
 
 SAMPLE_QUESTIONS = [

@@ -70,7 +70,7 @@ def test_follow_up_is_condensed_with_history(llm_server, kb_settings):
     s = llm_settings(kb_settings, llm_server.base_url)
     history = [("知问网关是什么？", "知问网关是星河科技自主研发的高性能API网关。[1]")]
     answer = ask("它的延迟是多少?", "kb", s, history=history)
-    assert answer.flags["llm_calls"] == 2, "one call condenses, one answers"
+    assert answer.flags["llm_calls"] == 2, ("one call condenses, one answers", answer.flags)
     standalone = answer.flags["standalone_question"]
     assert standalone and standalone != "它的延迟是多少?"
     gateway = _doc_prefix(s, "知问网关产品说明.html")
