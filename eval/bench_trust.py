@@ -5,7 +5,7 @@ Pipelines
 - ``USE-m3 hybrid, floor 0.40``: what zhiwen shipped before (USE-m3 + BM25, refuse when
   mean(coverage, cosine) < 0.40, a floor tuned on CMRC).
 - ``e5 hybrid, floor 0.40``: the e5-small embedder under the same hand-set floor.
-- ``USE-m3 hybrid, calibrated`` / ``e5 hybrid, calibrated (default)``: the fitted answerability
+- ``USE-m3 hybrid, calibrated`` (the default) / ``e5 hybrid, calibrated``: the fitted answerability
   model of each embedder (``retrieval/calibration/*.json``, fitted on dev by ``eval.fit_answerability``)
   and its shipped threshold.
 - ``LangChain``: text from zhiwen's loaders (so every pipeline reads the same words), then
@@ -21,7 +21,7 @@ Sets (test splits only; nothing here was used for fitting or choosing a threshol
   samples/corpus, CMRC ones over the 848 paragraphs.
 Ingest speed is the CMRC ingest (848 paragraphs); query latency p95 is over the CMRC questions.
 
-    python -m eval.bench_trust                 # about 25 minutes on 2 cores
+    python -m eval.bench_trust                 # 30-50 minutes on 2 cores (six e5 ingests of 848 paragraphs)
     python -m eval.bench_trust --cmrc-questions 200 --skip-traditional   # quicker look
 """
 
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.settings import load_settings
+from core.settings import Settings, load_settings
 from eval.bench_ingest import langchain_embeddings
 from eval.cmrc import DEFAULT_CMRC_DEV, Paragraph, Question, load_paragraphs, split_paragraphs, write_markdown
 from eval.metrics import hit_at_k, mean, mrr_at_k, percentile, recall_at_k
@@ -158,7 +158,8 @@ def build_pipelines(corpora: dict[str, Path], root: Path, langchain_embedder: st
         get_embedder(embedder).embed_query("预热")
         kbs, settings, secs = build_zhiwen(embedder, corpora, root)
         legacy = Pipeline(f"{label} hybrid, floor {LEGACY_FLOOR:.2f}", ingest_s=secs)
-        calibrated = Pipeline(f"{label} hybrid, calibrated" + (" (default)" if embedder == "e5-small" else ""), ingest_s=secs)
+        default = embedder == Settings.model_fields["embedding_model"].default
+        calibrated = Pipeline(f"{label} hybrid, calibrated" + (" (default)" if default else ""), ingest_s=secs)
         for name, kb in kbs.items():
             legacy.searches[name] = zhiwen_search(kb, settings, calibrated=False)
             calibrated.searches[name] = zhiwen_search(kb, settings, calibrated=True)
