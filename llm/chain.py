@@ -54,6 +54,9 @@ def history_messages(history: History) -> list[BaseMessage]:
     return messages
 
 
+STREAM_STOPPED = "回答流在结束前中断 (the stream stopped before the answer finished)"
+
+
 def _llm_errors() -> tuple[type[BaseException], ...]:
     import httpx
     import openai
@@ -121,6 +124,16 @@ class RagChain:
     def _prompt_input(self, turn: _Turn) -> dict[str, Any]:
         return {"history": history_messages(turn.history), "sources": format_sources(turn.relevant), "question": turn.question}
 
+    def _answer_chunks(self, turn: _Turn) -> Iterator[Any]:
+        """The model's stream. A server that dies before its first content chunk makes LangChain raise
+        a bare ValueError ("No generation chunks were returned"): that is the same broken stream."""
+        try:
+            yield from self.answer_messages.stream(self._prompt_input(turn), config=self._config)
+        except ValueError as exc:
+            if "No generation chunks" not in str(exc):
+                raise
+            raise ConnectionError(STREAM_STOPPED) from exc
+
     def _generate(self, turn: _Turn) -> Answer:
         t0 = time.perf_counter()
         try:
@@ -169,7 +182,7 @@ class RagChain:
         parts: list[str] = []
         finish_reason = None
         try:
-            for chunk in self.answer_messages.stream(self._prompt_input(turn), config=self._config):
+            for chunk in self._answer_chunks(turn):
                 finish_reason = chunk.response_metadata.get("finish_reason") or finish_reason
                 token = chunk.content if isinstance(chunk.content, str) else ""
                 if token:
@@ -178,7 +191,7 @@ class RagChain:
             if finish_reason is None:
                 # A server that dies can close the connection cleanly: the SSE stream then just stops.
                 # Only a finish_reason says the answer is complete.
-                raise ConnectionError("回答流在结束前中断 (the stream stopped before the answer finished)")
+                raise ConnectionError(STREAM_STOPPED)
         except _llm_errors() as exc:
             reason = _describe(exc)
             yield StreamEvent("error", reason)
