@@ -36,6 +36,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +56,16 @@ RETRIEVE_K = 10
 LC_CHUNK_SIZE, LC_CHUNK_OVERLAP = 500, 50
 
 
-def to_traditional(text: str, _cc: list = []) -> str:
-    """Simplified → Taiwan Traditional with phrases (opencc s2twp), as DRCD's paragraphs are written."""
-    if not _cc:
-        from opencc_purepy import OpenCC
+@lru_cache(maxsize=1)
+def _s2twp() -> Any:
+    from opencc_purepy import OpenCC
 
-        _cc.append(OpenCC("s2twp"))
-    return _cc[0].convert(text)
+    return OpenCC("s2twp")
+
+
+def to_traditional(text: str) -> str:
+    """Simplified → Taiwan Traditional with phrases (opencc s2twp), as DRCD's paragraphs are written."""
+    return _s2twp().convert(text)
 
 
 def log(message: str) -> None:
