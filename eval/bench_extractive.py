@@ -46,7 +46,14 @@ from core.models import Answer, Citation, Hit
 from core.settings import Settings, load_settings
 from core.text import is_traditional, search_tokens, split_sentences
 from eval import metrics as m
-from eval.cmrc import DEFAULT_CMRC_DEV, Paragraph, Question, load_paragraphs, split_paragraphs, write_markdown
+from eval.cmrc import (
+    DEFAULT_CMRC_DEV,
+    Paragraph,
+    Question,
+    load_paragraphs,
+    split_paragraphs,
+    write_markdown,
+)
 from ingest.kb import KnowledgeBase
 from ingest.pipeline import ingest_paths
 from llm.extractive import extractive_answer

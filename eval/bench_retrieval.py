@@ -75,8 +75,8 @@ from eval.cmrc import (
     split_paragraphs,
     write_markdown,
 )
-from retrieval.answerability import DEFAULT_DENSE_WEIGHT
 from eval.metrics import latency_summary, mean, mrr_at_k, ndcg_at_k, recall_at_k
+from retrieval.answerability import DEFAULT_DENSE_WEIGHT
 
 RETRIEVE_K = 10  # chunks retrieved per query
 RECALL_K = 5

@@ -42,9 +42,23 @@ from typing import Any
 
 from core.settings import Settings, load_settings
 from eval.bench_ingest import langchain_embeddings
-from eval.cmrc import DEFAULT_CMRC_DEV, Paragraph, Question, load_paragraphs, split_paragraphs, write_markdown
+from eval.cmrc import (
+    DEFAULT_CMRC_DEV,
+    Paragraph,
+    Question,
+    load_paragraphs,
+    split_paragraphs,
+    write_markdown,
+)
 from eval.metrics import hit_at_k, mean, mrr_at_k, percentile, recall_at_k
-from eval.paraphrase import SAMPLES_CORPUS, Outcome, ParaphraseQuestion, doc_name, load_questions, summarise
+from eval.paraphrase import (
+    SAMPLES_CORPUS,
+    Outcome,
+    ParaphraseQuestion,
+    doc_name,
+    load_questions,
+    summarise,
+)
 from ingest.kb import KnowledgeBase
 from ingest.loaders import load_file
 from ingest.pipeline import ingest_paths

@@ -43,8 +43,14 @@ from typing import Any
 import numpy as np
 
 from core.settings import load_settings
-from eval.cmrc import DEFAULT_CMRC_DEV, Paragraph, load_paragraphs, split_of, write_markdown
-from eval.paraphrase import SAMPLES_CORPUS, ParaphraseQuestion, doc_name, load_questions
+from eval.cmrc import (
+    DEFAULT_CMRC_DEV,
+    Paragraph,
+    load_paragraphs,
+    split_of,
+    write_markdown,
+)
+from eval.paraphrase import SAMPLES_CORPUS, doc_name, load_questions
 from ingest.kb import KnowledgeBase
 from ingest.pipeline import ingest_paths
 from retrieval.answerability import (

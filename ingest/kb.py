@@ -21,7 +21,12 @@ from core.errors import InvalidName, KnowledgeBaseNotFound
 from core.models import KnowledgeBaseInfo
 from core.settings import Settings
 from ingest.catalog import Catalog, utcnow
-from retrieval.answerability import DEFAULT_DENSE_WEIGHT, Background, load_calibration, measure_background
+from retrieval.answerability import (
+    DEFAULT_DENSE_WEIGHT,
+    Background,
+    load_calibration,
+    measure_background,
+)
 from retrieval.bm25 import BM25Index
 from retrieval.embedders import Embedder, canonical_embedder_name, get_embedder
 from retrieval.faiss_store import FaissStore

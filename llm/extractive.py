@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from core.models import Answer, Citation, Hit
-from core.text import is_traditional, search_tokens, split_sentences, to_simplified, trim_span
+from core.text import (
+    is_traditional,
+    search_tokens,
+    split_sentences,
+    to_simplified,
+    trim_span,
+)
 
 IdfFunction = Callable[[str], float]
 
