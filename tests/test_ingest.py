@@ -245,3 +245,25 @@ def test_extractive_answer_skips_table_headers(sample_kb):
     settings, _ = sample_kb
     answer = ask("一线城市住宿标准是多少？", "kb", settings)
     assert "城市级别" not in answer.text and "600元" in answer.text
+
+
+def test_small_files_are_embedded_in_groups_and_committed_in_order(tmp_path, settings, monkeypatch):
+    """Many one-chunk files share embedding calls (groups of EMBED_GROUP_TEXTS chunks); every file is
+    still reported and committed in the order given, and each one is found by its own fact."""
+    import ingest.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "EMBED_GROUP_TEXTS", 4)
+    calls: list[int] = []
+    embed = pipeline._embed_with_reuse
+    monkeypatch.setattr(pipeline, "_embed_with_reuse", lambda kb, texts: (calls.append(len(texts)), embed(kb, texts))[1])
+    cities = ["北京", "上海", "广州", "深圳", "杭州", "南京", "成都", "武汉", "西安", "重庆", "天津"]
+    paths = [write(tmp_path / "d" / f"{i:02d}.txt", f"{city}分公司的门禁密码每{i + 2}天更换一次。")
+             for i, city in enumerate(cities)]
+    results = ingest_paths(paths, "kb", settings)
+    assert [r.source for r in results] == [str(p) for p in paths]
+    assert all(r.status == "indexed" and r.n_chunks == 1 for r in results)
+    assert calls == [4, 4, 3]  # three calls for eleven files, not eleven
+    with KnowledgeBase.open("kb", settings) as kb:
+        assert kb.catalog.counts() == (11, 11)
+        hits = kb.retriever(settings).search("成都分公司的门禁密码多久换一次？", 1).hits
+    assert hits[0].chunk.source.endswith("06.txt")
