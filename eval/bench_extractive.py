@@ -52,6 +52,7 @@ from eval.cmrc import (
     Question,
     load_paragraphs,
     split_paragraphs,
+    to_traditional,
     write_markdown,
 )
 from ingest.kb import KnowledgeBase
@@ -146,21 +147,6 @@ class Score:
     @staticmethod
     def mean(xs: list[float]) -> float:
         return sum(xs) / len(xs) if xs else 0.0
-
-
-def to_traditional(text: str, config: str = "s2twp") -> str:
-    return _opencc(config).convert(text)
-
-
-_CONVERTERS: dict[str, object] = {}
-
-
-def _opencc(config: str):
-    if config not in _CONVERTERS:
-        from opencc_purepy import OpenCC
-
-        _CONVERTERS[config] = OpenCC(config)
-    return _CONVERTERS[config]
 
 
 def build_kb(paragraphs: list[Paragraph], root: Path, settings: Settings, name: str, convert: Callable[[str], str] | None) -> None:

@@ -36,7 +36,6 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ from eval.cmrc import (
     Question,
     load_paragraphs,
     split_paragraphs,
+    to_traditional,
     write_markdown,
 )
 from eval.metrics import hit_at_k, mean, mrr_at_k, percentile, recall_at_k
@@ -68,18 +68,6 @@ from retrieval.retriever import LEGACY_FLOOR, HybridRetriever
 
 RETRIEVE_K = 10
 LC_CHUNK_SIZE, LC_CHUNK_OVERLAP = 500, 50
-
-
-@lru_cache(maxsize=1)
-def _s2twp() -> Any:
-    from opencc_purepy import OpenCC
-
-    return OpenCC("s2twp")
-
-
-def to_traditional(text: str) -> str:
-    """Simplified → Taiwan Traditional with phrases (opencc s2twp), as DRCD's paragraphs are written."""
-    return _s2twp().convert(text)
 
 
 def log(message: str) -> None:

@@ -11,7 +11,9 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 DEFAULT_CMRC_DEV = Path(__file__).resolve().parents[1].parent / "shared/data/cmrc2018/cmrc2018_dev.json"
 
@@ -88,6 +90,19 @@ def split_of(paragraph: Paragraph, dev_buckets: int = DEV_BUCKETS) -> str:
     """
     bucket = int(hashlib.sha1(paragraph.title.encode("utf-8")).hexdigest(), 16) % 10
     return "dev" if bucket < dev_buckets else "test"
+
+
+@lru_cache(maxsize=4)
+def _opencc(config: str) -> Any:
+    from opencc_purepy import OpenCC
+
+    return OpenCC(config)
+
+
+def to_traditional(text: str, config: str = "s2twp") -> str:
+    """Simplified → Traditional with OpenCC (default s2twp: Taiwan phrasing, as DRCD's paragraphs are
+    written): how the DRCD-style benchmarks build their corpus from CMRC."""
+    return _opencc(config).convert(text)
 
 
 def split_paragraphs(paragraphs: list[Paragraph], dev_buckets: int = DEV_BUCKETS) -> dict[str, list[Paragraph]]:
