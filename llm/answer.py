@@ -17,6 +17,7 @@ from ingest.kb import KnowledgeBase, shared_kb
 from llm.cache import AnswerCache, cache_key
 from llm.chain import History, RagChain, StreamEvent
 from llm.extractive import extractive_answer
+from llm.followup import standalone_query
 from llm.guard import moderate_answer, moderate_question, moderate_stream
 from llm.refusal import refusal_message
 from moderation.moderator import moderator_for
@@ -31,9 +32,10 @@ def answer_cache(settings: Settings) -> AnswerCache:
 
 
 def extractive_ask(retriever: HybridRetriever, question: str, settings: Settings, history: History | None = None) -> Answer:
-    """No LLM: retrieve (with the previous question as context on follow-ups) and quote."""
+    """No LLM: retrieve and quote. Only a follow-up that depends on the history is searched together with
+    the earlier question(s); a new topic is searched alone (llm.followup decides)."""
     t0 = time.perf_counter()
-    query = f"{history[-1][0]} {question}" if history else question
+    query = standalone_query(question, history or [])
     result = retriever.search(query, settings.top_k)
     timings = dict(result.timings_ms)
     relevant = result.relevant
@@ -46,6 +48,8 @@ def extractive_ask(retriever: HybridRetriever, question: str, settings: Settings
     answer.flags["best_relevance"] = round(result.best_relevance, 4)
     answer.flags["relevance_floor"] = round(result.floor, 4)
     answer.flags["retrieved"] = [h.chunk.id for h in result.hits]
+    if query != question:
+        answer.flags["standalone_question"] = query
     answer.timings_ms = {**timings, "total": (time.perf_counter() - t0) * 1000}
     return answer
 

@@ -1,4 +1,4 @@
-"""The RAG chain (LangChain LCEL): history + question → standalone question (only with history) →
+"""The RAG chain (LangChain LCEL): history + question → standalone question (only for a follow-up) →
 hybrid retrieval → numbered sources → LLM → [n] markers parsed → ``Answer``.
 
 Refusal happens before the prompt is built: when no passage clears the relevance floor, the LLM is
@@ -23,6 +23,7 @@ from core.settings import Settings
 from llm.citations import parse_citations
 from llm.client import LLMUnavailable, make_chat_model
 from llm.extractive import extractive_answer
+from llm.followup import depends_on_history, keeps_content_words, standalone_query
 from llm.prompts import ANSWER_PROMPT, CONDENSE_PROMPT, format_sources
 from llm.refusal import is_model_refusal, refusal_message
 from retrieval.retriever import HybridRetriever, RetrievalResult
@@ -71,6 +72,7 @@ class _Turn:
     question: str
     history: History
     standalone: str = ""
+    rejected_rewrite: str = ""  # an LLM rewrite that lost the question's own words
     retrieval: RetrievalResult | None = None
     relevant: list[Hit] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -98,18 +100,28 @@ class RagChain:
 
     # -- steps -------------------------------------------------------------------------------------
     def _condense(self, turn: _Turn) -> _Turn:
-        t0 = time.perf_counter()
+        """The standalone question retrieval searches for. A question that does not depend on the history
+        (a new topic) is its own standalone question: no rewrite call, and no old-topic words. A follow-up
+        is rewritten by the LLM; a rewrite that is not one plausible question, or that drops the new
+        question's content words, gives way to the rule-based query (llm.followup.standalone_query)."""
         turn.standalone = turn.question
-        if turn.history:
-            rewrite = ""
-            try:
-                rewrite = self.condense_chain.invoke(
-                    {"history": history_messages(turn.history), "question": turn.question}, config=self._config
-                )
-            except _llm_errors():
-                pass  # retrieval can still go on with the history-augmented fallback below
-            turn.standalone = _valid_rewrite(rewrite, turn.question) or f"{turn.history[-1][0]} {turn.question}"
-            turn.timings["condense"] = (time.perf_counter() - t0) * 1000
+        if not turn.history or not depends_on_history(turn.question):
+            return turn
+        t0 = time.perf_counter()
+        rewrite = ""
+        try:
+            rewrite = self.condense_chain.invoke(
+                {"history": history_messages(turn.history), "question": turn.question}, config=self._config
+            )
+        except _llm_errors():
+            pass  # retrieval can still go on with the rule-based query below
+        valid = _valid_rewrite(rewrite, turn.question)
+        if valid and keeps_content_words(valid, turn.question):
+            turn.standalone = valid
+        else:
+            turn.standalone = standalone_query(turn.question, turn.history)
+            turn.rejected_rewrite = valid or ""
+        turn.timings["condense"] = (time.perf_counter() - t0) * 1000
         return turn
 
     def _retrieve(self, turn: _Turn) -> _Turn:
@@ -208,6 +220,8 @@ class RagChain:
         answer.flags["llm_calls"] = self.counter.calls - calls_before
         if turn.standalone != turn.question:
             answer.flags["standalone_question"] = turn.standalone
+        if turn.rejected_rewrite:
+            answer.flags["rejected_rewrite"] = turn.rejected_rewrite
         if turn.retrieval is not None:
             answer.flags["best_relevance"] = round(turn.retrieval.best_relevance, 4)
             answer.flags["relevance_floor"] = round(turn.retrieval.floor, 4)

@@ -102,6 +102,18 @@ def test_chat_follows_the_conversation_and_starts_over(kb_dir):
     assert "已开始新对话" in result.stdout
 
 
+def test_chat_answers_a_new_topic_on_its_own(kb_dir):
+    """Issue 20: a new topic inside a conversation is not answered with the previous topic's answer."""
+    data, _ = kb_dir
+    script = "客户投诉多久内要给出处理方案？\n资安事件多久内要通报？\n/exit\n"
+    result = run(["chat", "--kb", "demo"], data, input=script)
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.split("问> ")[1:3]
+    assert "客户服务规范.pdf" in first and "48小时" in first
+    assert "資訊安全規範.txt" in second and "1小时内通报" in second, second
+    assert "客户服务规范.pdf" not in second, second
+
+
 def test_moderation_check_explains_itself(kb_dir):
     data, _ = kb_dir
     result = run(["moderation", "check", "这款产品保 本，手机13800138000", "--surface", "answer"], data)
