@@ -62,7 +62,7 @@ from eval.paraphrase import (
 from ingest.kb import KnowledgeBase
 from ingest.loaders import load_file
 from ingest.pipeline import ingest_paths
-from retrieval.answerability import load_calibration
+from retrieval.answerability import DEFAULT_DENSE_WEIGHT
 from retrieval.embedders import get_embedder
 from retrieval.retriever import LEGACY_FLOOR, HybridRetriever
 
@@ -95,10 +95,15 @@ class Pipeline:
 
 
 def zhiwen_search(kb: KnowledgeBase, settings: Any, calibrated: bool) -> Search:
-    vectors, bm25 = kb.indexes()
-    calibration = load_calibration(kb.embedding_model) if calibrated else None
-    retriever = HybridRetriever(kb.embedder(), vectors, bm25, kb.catalog.chunks_by_rowid, calibration=calibration,
-                                floor=None if calibrated else LEGACY_FLOOR)
+    """``calibrated``: exactly the retriever zhiwen serves with (``KnowledgeBase.retriever``: the fitted
+    model, its dense weight and the KB's background). Otherwise the pre-calibration pipeline: dense
+    weight 0.5 and the legacy floor."""
+    if calibrated:
+        retriever = kb.retriever(settings)
+    else:
+        vectors, bm25 = kb.indexes()
+        retriever = HybridRetriever(kb.embedder(), vectors, bm25, kb.catalog.chunks_by_rowid,
+                                    dense_weight=DEFAULT_DENSE_WEIGHT, floor=LEGACY_FLOOR)
 
     def search(q: str) -> Ranked:
         result = retriever.search(q, RETRIEVE_K)

@@ -47,6 +47,8 @@ FEATURES = (
     "cosine_en",    # cosine × (1 − cjk): lets English questions lean on the dense side alone
     "unseen",       # IDF share of the question's terms that no chunk of the knowledge base contains
     "cos_z",        # cosine against this knowledge base's background (below), in robust standard units
+    "cos_z_en",     # cos_z × (1 − cjk): English questions over Chinese text need their own slope (their
+                    # off-topic cosines are noisier, so the same lift above background means less)
 )
 
 BACKGROUND_FILE = CALIBRATION_DIR / "background_questions.txt"
@@ -135,6 +137,7 @@ class QueryStats:
 def hit_features(stats: QueryStats, chunk_id: int, coverage: float, cosine: float | None) -> list[float]:
     cos = float(cosine) if cosine is not None else stats.cos_mean
     cjk = 1.0 if stats.cjk else 0.0
+    cos_z = stats.background.z(cos, stats.cjk) if stats.background is not None else 0.0
     return [
         coverage,
         cos,
@@ -148,7 +151,8 @@ def hit_features(stats: QueryStats, chunk_id: int, coverage: float, cosine: floa
         cjk,
         cos * (1.0 - cjk),
         stats.unseen,
-        stats.background.z(cos, stats.cjk) if stats.background is not None else 0.0,
+        cos_z,
+        cos_z * (1.0 - cjk),
     ]
 
 
