@@ -16,13 +16,21 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
-from app.cli_common import console, err
+from app.cli_common import (
+    LineProgress,
+    close_names,
+    confirm_or_exit,
+    console,
+    did_you_mean,
+    err,
+    kb_names,
+)
 from app.cli_common import fail as _fail
 from app.cli_common import settings_or_exit as _settings
 from app.finetune_cli import finetune_app
-from core.errors import ZhiwenError
+from core.errors import DocumentNotFound, KnowledgeBaseNotFound, ZhiwenError
 from core.settings import Settings
 
 app = typer.Typer(help="知问 zhiwen：中文优先的知识库问答 (Chinese-first RAG knowledge assistant)", no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -33,6 +41,22 @@ app.add_typer(finetune_app, name="finetune")
 
 _STATUS_STYLE = {"indexed": "green", "updated": "cyan", "unchanged": "dim", "duplicate": "yellow", "failed": "bold red"}
 _STATUS_ZH = {"indexed": "已索引", "updated": "已更新", "unchanged": "未变化，跳过", "duplicate": "重复，跳过", "failed": "失败"}
+_UNSUPPORTED_SHOWN = 20  # unsupported files named one by one; beyond that, a count
+# What a document is, in words a user knows (kb show); anything else shows its MIME subtype.
+_KIND = {"application/pdf": "PDF", "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "Word",
+         "text/markdown": "Markdown", "text/html": "HTML", "text/plain": "文本 text", "text/csv": "CSV",
+         "application/jsonl": "JSONL", "application/json": "JSON"}
+
+
+def document_kind(mime: str) -> str:
+    return _KIND.get(mime) or mime.rsplit("/", 1)[-1]
+
+
+def _warn_new_kb(name: str, settings: Settings) -> None:
+    """`ingest --kb` creates a knowledge base it does not find: say so when the name looks like a typo."""
+    names = kb_names(settings)
+    if name not in names and close_names(name, names):
+        err.print(f"[yellow]知识库 “{escape(name)}” 不存在，将新建。{escape(did_you_mean(name, settings).strip())}[/]")
 
 
 
@@ -51,35 +75,49 @@ def ingest(
     as_json: bool = typer.Option(False, "--json", help="输出 JSON (machine-readable output)"),
 ) -> None:
     """导入文档到知识库（增量：未变化的文件跳过，修改过的文件替换）。"""
-    from ingest.pipeline import ingest_paths
+    from ingest.pipeline import ingest_paths, unsupported_files
 
     settings = _settings(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
     name = kb or settings.default_kb
-    quiet = as_json or not sys.stderr.isatty()
+    _warn_new_kb(name, settings)
+    live = not as_json and sys.stderr.isatty()
+    lines = LineProgress("已处理 {done}/{total} 个文件 ({done}/{total} files)", enabled=not live)
     with Progress(
         TextColumn("[bold]导入[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
-        console=err, disable=quiet, transient=True,
+        console=err, disable=not live, transient=True,
     ) as progress:
         task = progress.add_task("", total=None)
 
         def on_progress(result, done, total):
             progress.update(task, completed=done, total=total, description=escape(Path(result.source).name))
+            lines(done, total)
 
         try:
             results = ingest_paths([str(p) for p in paths], name, settings, on_progress=on_progress)
         except ZhiwenError as exc:
-            _fail(exc)
+            _fail(exc, settings)
+    unsupported = unsupported_files(paths)
     failed = [r for r in results if r.status == "failed"]
     if as_json:
-        console.print_json(json.dumps({"kb": name, "results": [r.model_dump() for r in results]}, ensure_ascii=False))
+        console.print_json(json.dumps({"kb": name, "results": [r.model_dump() for r in results], "unsupported": unsupported},
+                                      ensure_ascii=False))
     else:
         for r in results:
             style = _STATUS_STYLE[r.status]
             detail = f"{r.n_chunks} 块" if r.status in ("indexed", "updated", "unchanged") else r.reason
             console.print(f"[{style}]{_STATUS_ZH[r.status]:<6}[/] {escape(r.source)}  [dim]{escape(detail)}[/]")
+        for source in unsupported[:_UNSUPPORTED_SHOWN]:
+            console.print(f"[yellow]{'不支持，跳过':<6}[/] {escape(source)}  [dim]不支持的文件类型 {escape(Path(source).suffix or '(无扩展名)')} (unsupported type)[/]")
+        if len(unsupported) > _UNSUPPORTED_SHOWN:
+            console.print(f"[yellow]另有 {len(unsupported) - _UNSUPPORTED_SHOWN} 个不支持的文件已跳过 (more unsupported files skipped)[/]")
+        if unsupported:
+            from ingest.loaders import SUPPORTED_SUFFIXES
+
+            console.print(f"[dim]支持的类型 (supported): {' '.join(sorted(SUPPORTED_SUFFIXES))}[/]")
         counts = {s: sum(r.status == s for r in results) for s in _STATUS_ZH}
         console.print(
-            f"知识库 [bold]{escape(name)}[/]: 新增 {counts['indexed']}，更新 {counts['updated']}，跳过 {counts['unchanged'] + counts['duplicate']}，失败 {counts['failed']}"
+            f"知识库 [bold]{escape(name)}[/]: 新增 {counts['indexed']}，更新 {counts['updated']}，跳过 {counts['unchanged'] + counts['duplicate']}，"
+            f"失败 {counts['failed']}" + (f"，不支持 {len(unsupported)}" if unsupported else "")
         )
     if failed:
         raise typer.Exit(1)
@@ -162,6 +200,8 @@ def chat(
     """多轮对话：追问会结合上文（输入 /new 开始新对话，/exit 或 Ctrl-D 退出）。"""
     settings = _settings(llm_model=model)
     name = kb or settings.default_kb
+    if name not in kb_names(settings):
+        _fail(KnowledgeBaseNotFound(name), settings)
     history: list[tuple[str, str]] = []
     console.print(f"知问 · 知识库 [bold]{escape(name)}[/]（/new 新对话，/exit 退出）")
     while True:
@@ -203,8 +243,10 @@ def llm_serve(
     port: Optional[int] = typer.Option(None),
     lora: Optional[list[str]] = typer.Option(None, "--lora", help="LoRA 适配器 name=path，可重复"),
     dry_run: bool = typer.Option(False, "--dry-run", help="只打印将要执行的命令"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="显示后端的全部输出（默认写入日志文件）(show the server's own output)"),
 ) -> None:
     """启动 OpenAI 兼容的大模型服务：GPU 上用 vLLM（--enable-lora）；CPU 上用 transformers（可加载 LoRA 适配器）或 llama.cpp。"""
+    import os
     import subprocess
 
     from llm.serve import BackendUnavailable, build_command, wait_until_healthy
@@ -214,21 +256,33 @@ def llm_serve(
         command = build_command(settings)
     except BackendUnavailable as exc:
         _fail(exc)
-    err.print(f"[dim]{escape(' '.join(command.argv))}[/]")
+    if dry_run or verbose:
+        err.print(f"[dim]{escape(' '.join(command.argv))}[/]")
     if dry_run:
         return
-    process = subprocess.Popen(command.argv)
-    try:
-        models = wait_until_healthy(command.base_url, process, timeout=600 if command.backend == "vllm" else 120)
-        err.print(f"[green]就绪 (ready)[/]: {command.base_url}  models: {', '.join(models)}")
-        err.print(f"[dim]export ZHIWEN_LLM_BASE_URL={command.base_url} ZHIWEN_LLM_MODEL={command.model}[/]")
-        raise typer.Exit(process.wait())
-    except BackendUnavailable as exc:
-        process.terminate()
-        _fail(exc)
-    except KeyboardInterrupt:
-        process.terminate()
-        process.wait(timeout=30)
+    # The backends log every model tensor and request: into a file unless asked for, and its tail on failure.
+    log_path = settings.data_dir / "logs" / f"llm-serve-{settings.serve_port}.log"
+    if not verbose:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        err.print(f"[dim]正在启动 {command.backend}… 日志 (log): {escape(str(log_path))}（--verbose 直接显示）[/]")
+    with open(os.devnull if verbose else log_path, "wb") as log:
+        process = subprocess.Popen(command.argv, stdout=None if verbose else log, stderr=None if verbose else subprocess.STDOUT)
+        try:
+            models = wait_until_healthy(command.base_url, process, timeout=600 if command.backend == "vllm" else 120)
+            err.print(f"[green]就绪 (ready)[/]: {command.base_url}  models: {', '.join(models)}")
+            err.print(f"[dim]export ZHIWEN_LLM_BASE_URL={command.base_url} ZHIWEN_LLM_MODEL={command.model}[/]")
+            raise typer.Exit(process.wait())
+        except BackendUnavailable as exc:
+            process.terminate()
+            if not verbose:
+                log.flush()
+                tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-20:]
+                if tail:
+                    err.print("[dim]" + escape("\n".join(tail)) + "[/]")
+            _fail(exc)
+        except KeyboardInterrupt:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 @llm_app.command("health")
@@ -258,9 +312,11 @@ def kb_list(as_json: bool = typer.Option(False, "--json")) -> None:
     if not infos:
         console.print("还没有知识库。用 `zhiwen ingest PATH --kb NAME` 创建一个。")
         return
-    table = Table("名称 name", "文档 docs", "块 chunks", "嵌入模型 embedding", "更新时间 updated")
+    table = Table(Column("名称 name", overflow="fold"), "文档 docs", "块 chunks", Column("嵌入模型 embedding", overflow="fold"),
+                  "更新时间 updated")
     for i in infos:
-        table.add_row(i.name, str(i.n_documents), str(i.n_chunks), i.embedding_model, i.updated_at.strftime("%Y-%m-%d %H:%M") if i.updated_at else "-")
+        table.add_row(escape(i.name), str(i.n_documents), str(i.n_chunks), i.embedding_model,
+                      i.updated_at.astimezone().strftime("%Y-%m-%d %H:%M") if i.updated_at else "-")
     console.print(table)
 
 
@@ -278,10 +334,20 @@ def kb_show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
         typer.echo(json.dumps({"kb": info.model_dump(mode="json"), "documents": [d.model_dump(mode="json") for d in docs]}, ensure_ascii=False))
         return
     console.print(f"[bold]{escape(info.name)}[/]  {info.n_documents} 个文档, {info.n_chunks} 块, 嵌入模型 {info.embedding_model}, 版本 {info.version}")
-    table = Table("来源 source", "标题 title", "类型", "页", "块", "大小", "导入时间")
+    when = (lambda d: d.ingested_at.astimezone().strftime("%Y-%m-%d %H:%M"))
+    if console.is_terminal and console.width >= 120:
+        # Names fold onto more lines rather than end in "…": a path cut short cannot be passed to `kb rm --doc`.
+        table = Table(Column("来源 source", overflow="fold", ratio=3), Column("标题 title", overflow="fold", ratio=2), "类型 type",
+                      "页 pages", "块 chunks", Column("大小 size", no_wrap=True), Column("导入时间 ingested", no_wrap=True))
+        for d in docs:
+            table.add_row(escape(d.source), escape(d.title), document_kind(d.mime), str(d.pages), str(d.n_chunks),
+                          f"{d.size_bytes / 1024:.1f} KB", when(d))
+        console.print(table)
+        return
+    # A narrow terminal, a pipe or a log: one whole line per document, its source first (what `kb rm --doc` takes).
     for d in docs:
-        table.add_row(escape(d.source), escape(d.title), d.mime.split("/")[-1][:12], str(d.pages), str(d.n_chunks), f"{d.size_bytes / 1024:.1f} KB", d.ingested_at.strftime("%Y-%m-%d %H:%M"))
-    console.print(table)
+        console.print(f"{escape(d.source)}  [dim]{document_kind(d.mime)} · {d.pages} 页 · {d.n_chunks} 块 · "
+                      f"{d.size_bytes / 1024:.1f} KB · {when(d)} · {escape(d.title)}[/]", highlight=False)
 
 
 @kb_app.command("migrate")
@@ -304,12 +370,18 @@ def kb_reembed(name: str, model: str = typer.Option(..., "--model", help="e5-sma
     """用另一个向量模型重新编码知识库（不重新读取文件；完成前旧索引照常回答）。"""
     from ingest.migrate import reembed_kb
 
+    live = sys.stderr.isatty()
+    lines = LineProgress("已编码 {done}/{total} 个片段 ({done}/{total} chunks)", enabled=not live)
+
+    def on_progress(done, total):
+        progress.update(task, completed=done, total=total)
+        lines(done, total)
+
     with Progress(TextColumn("[bold]重新编码[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                  disable=not sys.stderr.isatty(), transient=True) as progress:
+                  disable=not live, transient=True) as progress:
         task = progress.add_task("", total=None)
         try:
-            report = reembed_kb(name, model, _settings(),
-                                on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+            report = reembed_kb(name, model, _settings(), on_progress=on_progress)
         except ZhiwenError as exc:
             _fail(exc)
     console.print(f"已重新编码 {escape(name)}: {report.source} → {report.target}，{report.chunks} 个片段，{report.seconds:.1f} 秒")
@@ -319,27 +391,35 @@ def kb_reembed(name: str, model: str = typer.Option(..., "--model", help="e5-sma
 def kb_rm(
     name: str,
     doc: Optional[str] = typer.Option(None, "--doc", help="只删除这个文档（导入时的路径）"),
-    yes: bool = typer.Option(True, "--yes/--confirm", help="删除整个知识库前是否确认"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="不询问，直接删除（脚本里必须加）(don't ask: needed without a terminal)"),
 ) -> None:
-    """删除知识库，或用 --doc 删除其中一个文档。"""
-    from ingest.kb import delete_kb
+    """删除知识库，或用 --doc 删除其中一个文档。删除前会询问，加 --yes 跳过。"""
+    from ingest.kb import KnowledgeBase, delete_kb
     from ingest.pipeline import remove_document
 
     settings = _settings()
+    if name not in kb_names(settings):
+        _fail(KnowledgeBaseNotFound(name), settings)
     try:
         if doc is not None:
+            with KnowledgeBase.open(name, settings) as handle:
+                sources = [d.source for d in handle.catalog.list_documents()]
+            if doc not in sources:
+                near = close_names(doc, sources) or [s for s in sources if Path(s).name == Path(doc).name]
+                hint = f" 你是不是要找 {'、'.join(f'“{m}”' for m in near)}？" if near else ""
+                _fail(f"{DocumentNotFound(name, doc)}{hint}")
+            confirm_or_exit(f"从知识库 {name} 删除文档 {doc}？(delete this document?)", yes)
             if not remove_document(name, doc, settings):
-                from core.errors import DocumentNotFound
-
                 raise DocumentNotFound(name, doc)
             console.print(f"已从 {escape(name)} 删除文档 {escape(doc)}")
             return
-        if not yes and not typer.confirm(f"删除整个知识库 {name}？"):
-            raise typer.Exit(1)
+        with KnowledgeBase.open(name, settings) as handle:
+            n_documents = handle.info().n_documents
+        confirm_or_exit(f"删除整个知识库 {name}（{n_documents} 个文档）？(delete the whole knowledge base?)", yes)
         delete_kb(name, settings)
         console.print(f"已删除知识库 {escape(name)}")
     except ZhiwenError as exc:
-        _fail(exc)
+        _fail(exc, settings)
 
 
 eval_app = typer.Typer(help="批量评测 (batch QA evaluation)", no_args_is_help=True)
@@ -368,8 +448,17 @@ def eval_run(
             _fail(ZhiwenError(f"找不到设置文件 {config} (config file not found)"))
         os.environ["ZHIWEN_CONFIG"] = str(config)
     settings = _settings()
+    if kb not in kb_names(settings):  # before run_eval makes the --out folder
+        _fail(KnowledgeBaseNotFound(kb), settings)
+    live = sys.stderr.isatty()
+    lines = LineProgress("已完成 {done}/{total} 个问题 ({done}/{total} questions)", enabled=not live)
+
+    def on_progress(_record, done, total):
+        progress.update(task, completed=done, total=total)
+        lines(done, total)
+
     with Progress(TextColumn("[bold]评测[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                  disable=not sys.stderr.isatty(), transient=True) as progress:
+                  disable=not live, transient=True) as progress:
         task = progress.add_task("", total=None)
         try:
             judge_llm = None
@@ -378,9 +467,9 @@ def eval_run(
 
                 judge_llm = make_chat_model(settings)
             records = run_eval(dataset, kb, out, settings, limit=limit, workers=workers, judge_llm=judge_llm,
-                               on_progress=lambda r, done, total: progress.update(task, completed=done, total=total))
+                               on_progress=on_progress)
         except ZhiwenError as exc:
-            _fail(exc)
+            _fail(exc, settings)
     agg = write_report(out, records, report_meta(str(dataset), kb, settings))
     table = Table("指标 metric", "值 value")
     for k in METRIC_ORDER:
@@ -546,7 +635,9 @@ def ui(
     script = Path(app.ui.__file__).parent / "main.py"
     argv = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-            "--client.toolbarMode", "minimal"]
+            "--client.toolbarMode", "minimal",
+            # The uploader's own "… per file" line shows the limit ingest enforces (upload_max_mb), not Streamlit's 200 MB.
+            "--server.maxUploadSize", str(settings.upload_max_mb)]
     err.print(f"知问网页界面: http://{host}:{port}  认证 (auth): {'开' if use_auth else '关'}")
     if use_auth and all(k.revoked for k in load_keys(settings).values()):
         err.print("[yellow]还没有可用的 API key，无法登录：先运行 zhiwen keys create NAME --role '*:admin' (no API key yet)[/]")

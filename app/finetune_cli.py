@@ -23,10 +23,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from app.cli_common import console, err
+from app.cli_common import console, err, kb_names
 from app.cli_common import fail as _fail
 from app.cli_common import settings_or_exit as _settings
-from core.errors import ZhiwenError
+from core.errors import KnowledgeBaseNotFound, ZhiwenError
 
 finetune_app = typer.Typer(help="LoRA 微调 (LoRA fine-tuning): prepare / train / merge / eval / serve", no_args_is_help=True)
 
@@ -69,6 +69,8 @@ def prepare(
     for path in inputs or []:
         if not path.is_file():
             _fail(ZhiwenError(f"找不到文件 {path} (file not found)"))
+    if from_kb and from_kb not in kb_names(settings):  # before any model is loaded or called
+        _fail(KnowledgeBaseNotFound(from_kb), settings)
     tokenizer = None
     try:
         if base is not None:

@@ -4,13 +4,12 @@ the side-by-side comparison of two runs."""
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import json
 from pathlib import Path
 from typing import Any
 
+from core.markdown_html import markdown_page
 from eval.runner import EvalRecord, aggregate, records_to_json
 
 METRIC_ORDER = [
@@ -122,11 +121,7 @@ def write_report(out_dir: Path, records: list[EvalRecord], meta: dict[str, Any])
     (out_dir / "plots.png").write_bytes(png)
     md = markdown(agg, records, meta)
     (out_dir / "report.md").write_text(md, encoding="utf-8")
-    body = html.escape(md).replace("![plots](plots.png)", f"</pre><img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'><pre>")
-    (out_dir / "report.html").write_text(
-        f"<!doctype html><meta charset='utf-8'><title>zhiwen evaluation</title><pre style='white-space:pre-wrap;font-family:sans-serif'>{body}</pre>",
-        encoding="utf-8",
-    )
+    (out_dir / "report.html").write_text(markdown_page(md, "zhiwen evaluation", {"plots.png": png}), encoding="utf-8")
     return agg
 
 

@@ -14,7 +14,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -61,18 +61,30 @@ def discover(paths: Iterable[str | Path | SourceFile]) -> tuple[list[SourceFile]
             continue
         path = Path(raw)
         if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
-                        p = Path(root) / name
-                        found.append(SourceFile(p, str(p)))
+            found += [SourceFile(p, str(p)) for p in _walk_folder(path) if p.suffix.lower() in SUPPORTED_SUFFIXES]
         elif path.is_file():
             found.append(SourceFile(path, str(raw)))
         else:
             missing.append(IngestResult(source=str(raw), status="failed", reason="文件不存在 (no such file or folder)"))
     unique = list({f.source: f for f in found}.values())  # a path given twice is ingested once
     return unique, missing
+
+
+def _walk_folder(folder: Path) -> Iterator[Path]:
+    """Every file under a folder, sorted, hidden files and folders left out."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(root) / name
+
+
+def unsupported_files(paths: Iterable[str | Path]) -> list[str]:
+    """The files under the given folders that ``discover`` leaves out because no loader reads their type,
+    so a report can name them instead of skipping them silently. (A file named on its own is tried, and
+    fails with the supported types in its reason.)"""
+    return [str(p) for raw in paths if not isinstance(raw, SourceFile) and Path(raw).is_dir()
+            for p in _walk_folder(Path(raw)) if p.suffix.lower() not in SUPPORTED_SUFFIXES]
 
 
 def index_text(title: str, heading_path: list[str], text: str) -> str:

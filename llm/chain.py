@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -161,10 +162,10 @@ class RagChain:
         parsed = parse_citations(text, turn.relevant)
         if is_model_refusal(parsed.text):
             return Answer(text=parsed.text, refused=True, mode="llm", model=self.settings.llm_model, flags={"model_refused": True})
-        return Answer(
-            text=parsed.text, mode="llm", model=self.settings.llm_model, citations=parsed.citations,
-            flags={"dropped_markers": parsed.dropped_markers, "uncited": parsed.uncited},
-        )
+        flags = {"dropped_markers": parsed.dropped_markers, "uncited": parsed.uncited}
+        if parsed.uncited:  # what the model was given, so a surface can still show the sources (marked not cited)
+            flags["uncited_sources"] = [h.chunk.id for h in turn.relevant]
+        return Answer(text=parsed.text, mode="llm", model=self.settings.llm_model, citations=parsed.citations, flags=flags)
 
     def _fallback(self, turn: _Turn, reason: str) -> Answer:
         if not self.settings.llm_fallback_extractive:

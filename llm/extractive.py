@@ -20,8 +20,8 @@ citation still quotes the passage exactly as written. A Traditional question get
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from core.models import Answer, Citation, Hit
 from core.text import (
@@ -30,6 +30,7 @@ from core.text import (
     split_sentences,
     to_simplified,
     trim_span,
+    word_spans,
 )
 
 IdfFunction = Callable[[str], float]
@@ -73,6 +74,19 @@ _QUESTION_END_RE = re.compile(r"[？?][\s；;]*$")
 _ASKS_NUMBER_RE = re.compile(r"多少|几|幾|多久|多长|多長|多大|多高|多重|多远|多遠|何时|何時|什么时候|什麼時候|哪一?年|哪一?天")
 _NUMBER_RE = re.compile(r"\d|[〇零一二两兩三四五六七八九十百千万萬亿億]+[个個位名次年月日天周週岁歲倍元项項条條种種]|[十百千万萬亿億]")
 _CLAUSE_BREAKS = "，,；;：:"
+# Words that join two asks in one question: each side is a part a second sentence may answer.
+_PART_BREAKS = frozenset("，,；;。！!？?、")
+_PART_JOINERS = frozenset({"和", "与", "與", "及", "以及", "跟", "或", "或者", "还是", "還是", "并且", "並且", "而且", "同时", "同時"})
+# What a quoted sentence may start with that reads as source layout, not as an answer: an FAQ's labels
+# ("问题：…？；答案：", "答：", "A:") and list markers ("- ", "•", "1.", "1、", "(1)", "一、", "第三条").
+_ANSWER_LABEL_RE = re.compile(
+    r"^(?:(?:问题|問題|问|問|Q)\s*[:：].*?[？?][\s；;]*)?(?:答案|答|回答|回覆|解答|A|Answer)\s*[:：]\s*", re.IGNORECASE
+)
+_LIST_MARKER_RE = re.compile(
+    r"^(?:[-*+•·▪●○◦]\s*|\d{1,2}[.．、)）](?!\d)\s*|[（(]\d{1,2}[)）]\s*"
+    r"|[（(]?[一二三四五六七八九十]{1,3}[、.．)）]\s*|第[一二三四五六七八九十百\d]{1,4}[条條款項项]\s*)"
+)
+_TRAILING_BREAK_RE = re.compile(r"[，,；;：:、]+$")
 _OPENERS = "《「『“‘（(【〈"
 _CLOSERS = "》」』”’）)】〉"
 
@@ -107,10 +121,11 @@ def _sentence_candidates(hit: Hit, query_terms: set[str], idf: IdfFunction, asks
         sentence = text[a:b]
         terms = set(search_tokens(sentence))
         matched = {t: idf(t) for t in query_terms & terms}
-        if _is_title(sentence) or _is_table_header(text, b) or len(terms - query_terms) < _MIN_NEW_TERMS:
-            # A heading or a repeat of the question ("问题：如何重置API Key？") does not answer it; the
-            # sentence after a repeated question does, with the question's words.
-            carried = matched if _QUESTION_END_RE.search(sentence) else {}
+        asks = bool(_QUESTION_END_RE.search(sentence))
+        if asks or _is_title(sentence) or _is_table_header(text, b) or len(terms - query_terms) < _MIN_NEW_TERMS:
+            # A heading, or a question ("问题：如何重置API Key？；", a FAQ's echo of the one asked or a
+            # neighbouring one), does not answer; the sentence after a question does, with its words.
+            carried = matched if asks else {}
             continue
         matched = {**carried, **matched}
         score = on_topic + sum(w for t, w in matched.items() if t not in topic)
@@ -134,7 +149,29 @@ def _unique(candidates: list[_Candidate]) -> list[_Candidate]:
     return out
 
 
-def _choose(candidates: list[_Candidate], max_sentences: int) -> list[_Candidate]:
+def _question_parts(question: str) -> list[set[str]]:
+    """The question's search terms per part: parts are separated by punctuation and by the conjunctions
+    that join two asks ("伙食补助和市内交通补助各是多少？", "全量备份在什么时候做？异地备份放在哪里？").
+    Each part keeps only the terms no other part has (its distinctive terms)."""
+    parts: list[list[str]] = [[]]
+    for word, _, _ in word_spans(question):
+        if word in _PART_JOINERS or word.strip() in _PART_BREAKS:
+            if parts[-1]:
+                parts.append([])
+        elif any(ch.isalnum() for ch in word):
+            parts[-1].append(word)
+    terms = [set(search_tokens("".join(p))) for p in parts if p]
+    return [t - set().union(*(o for j, o in enumerate(terms) if j != i)) for i, t in enumerate(terms)]
+
+
+def _answers_another_part(best: _Candidate, other: _Candidate, parts: list[set[str]]) -> bool:
+    """Whether ``other`` carries a part of the question that ``best`` leaves out. A question in one part
+    is answered by one sentence: a second one matching another of its words is noise, not the rest of
+    the answer ("公司允许用自己的手机收发工作邮件吗？" has no second half for a sentence on 邮件)."""
+    return any(part & other.matched.keys() and not part & best.matched.keys() for part in parts)
+
+
+def _choose(candidates: list[_Candidate], max_sentences: int, parts: list[set[str]] | None = None) -> list[_Candidate]:
     """The best sentence; a second one only in the "combine" case (see the module docstring)."""
     # Ties (a question asked only in the passage's title words): the sentence that repeats more of them.
     ranked = sorted(candidates, key=lambda c: (-c.score, -sum(c.matched.values())))
@@ -149,6 +186,8 @@ def _choose(candidates: list[_Candidate], max_sentences: int) -> list[_Candidate
         if c.score < _COMBINE_SCORE_RATIO * best.score:
             break
         if sum(c.informative().values()) < _COMBINE_SCORE_RATIO * best_own:
+            continue
+        if parts is not None and not _answers_another_part(best, c, parts):
             continue
         new = sum(w for t, w in c.matched.items() if t not in best.matched)
         if new > 0 and new >= _COMBINE_NEW_TERMS_RATIO * sum(best.matched.values()):
@@ -219,7 +258,7 @@ def extractive_answer(question: str, hits: list[Hit], max_sentences: int = 3, id
     candidates = _unique([c for h in hits[:max_passages] for c in _sentence_candidates(h, terms, idf, asks_number)])
     if not candidates:
         return Answer(text="", mode="extractive")
-    chosen = _choose(candidates, max_sentences)
+    chosen = _choose(candidates, max_sentences, _question_parts(question))
     simplified = not is_traditional(question)
 
     # Number passages in retrieval-rank order; read sentences in passage order, then text order.
@@ -232,7 +271,7 @@ def extractive_answer(question: str, hits: list[Hit], max_sentences: int = 3, id
         n = number[hit.rank]
         chunk = hit.chunk
         quote = chunk.text[a:b]
-        parts.append(f"{to_simplified(quote) if simplified and is_traditional(quote) else quote}[{n}]")
+        parts.append(f"{answer_text(to_simplified(quote) if simplified and is_traditional(quote) else quote)}[{n}]")
         start, end = chunk.start + a, chunk.start + b
         if n in citations:  # widen the cited span to cover every sentence taken from this passage
             old = citations[n]
@@ -243,6 +282,22 @@ def extractive_answer(question: str, hits: list[Hit], max_sentences: int = 3, id
         )
     joiner = "" if all(_ends_cjk(p) for p in parts) else " "
     return Answer(text=joiner.join(parts), mode="extractive", citations=[citations[n] for n in sorted(citations)])
+
+
+def answer_text(quote: str) -> str:
+    """A quoted sentence as it reads in an answer: without the labels and list markers it had in its
+    source, and ending as a sentence rather than on a clause break ("二、年休假：…年休假5天；" reads
+    "年休假：…年休假5天。"). Only the answer's text: its citation keeps quoting the document exactly."""
+    text = quote.strip()
+    for _ in range(3):  # "- 答案：…", "1. 问题：…？答案：…"
+        stripped = _LIST_MARKER_RE.sub("", _ANSWER_LABEL_RE.sub("", text, count=1), count=1).lstrip()
+        if stripped == text:
+            break
+        text = stripped
+    if _TRAILING_BREAK_RE.search(text):
+        body = _TRAILING_BREAK_RE.sub("", text)
+        text = body + ("。" if body and ("\u3400" <= body[-1] <= "\u9fff" or body[-1].isdigit()) else "")
+    return text or quote.strip()
 
 
 def _ends_cjk(part: str) -> bool:

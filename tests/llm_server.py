@@ -35,7 +35,8 @@ class LLMServer:
         zhiwen = Path(sys.executable).parent / "zhiwen"
         self._log = open(log, "wb")
         self.process = subprocess.Popen(
-            [str(zhiwen), "llm", "serve", "--backend", "llama-cpp"], stdout=self._log, stderr=subprocess.STDOUT, env=env,
+            # --verbose: the server's own output into this log too (quiet by default, it goes to a file in the data dir)
+            [str(zhiwen), "llm", "serve", "--backend", "llama-cpp", "--verbose"], stdout=self._log, stderr=subprocess.STDOUT, env=env,
             start_new_session=True,
         )
         try:

@@ -73,8 +73,8 @@ def test_kb_list_show_and_rm(kb_dir):
     assert shown.returncode == 0 and "员工手册" in shown.stdout
 
     source = next(d["source"] for d in json.loads(run(["kb", "show", "demo", "--json"], data).stdout)["documents"] if d["source"].endswith(".csv"))
-    assert run(["kb", "rm", "demo", "--doc", source], data).returncode == 0
-    assert run(["kb", "rm", "demo", "--doc", source], data).returncode == 1
+    assert run(["kb", "rm", "demo", "--doc", source, "--yes"], data).returncode == 0
+    assert run(["kb", "rm", "demo", "--doc", source, "--yes"], data).returncode == 1
     listed = json.loads(run(["kb", "list", "--json"], data).stdout)
     assert next(k for k in listed if k["name"] == "demo")["n_documents"] == 7
 
@@ -89,7 +89,7 @@ def test_unknown_kb_gives_a_clear_error(kb_dir):
 def test_rm_whole_kb(kb_dir):
     data, _ = kb_dir
     run(["ingest", str(SAMPLES / "常见问题.csv"), "--kb", "temp"], data)
-    assert run(["kb", "rm", "temp"], data).returncode == 0
+    assert run(["kb", "rm", "temp", "--yes"], data).returncode == 0
     assert all(k["name"] != "temp" for k in json.loads(run(["kb", "list", "--json"], data).stdout))
 
 

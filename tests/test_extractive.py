@@ -8,7 +8,7 @@ import re
 
 from core.models import Chunk, Hit
 from core.text import is_traditional, to_simplified
-from llm.extractive import extractive_answer
+from llm.extractive import answer_text, extractive_answer
 
 _MARKER_RE = re.compile(r"\[\d+\]")
 
@@ -108,7 +108,9 @@ def test_the_answer_after_an_echoed_faq_question_is_kept_whole():
         "新密钥立即生效，旧密钥将在5分钟后失效。\n问题：忘记了管理控制台的密码怎么办？；答案：在登录页点击“忘记密码”。"
     )
     answer = extractive_answer("如何重置API Key？", [make_hit(text)])
-    assert body(answer) == "答案：登录管理控制台（默认端口9090），进入“密钥管理”页面，选择需要重置的密钥后点击“重置”按钮。"
+    assert body(answer) == "登录管理控制台（默认端口9090），进入“密钥管理”页面，选择需要重置的密钥后点击“重置”按钮。"
+    # The answer reads without the FAQ's label; the citation still quotes the document as written.
+    assert answer.citations[0].quote == "答案：" + body(answer)
 
 
 def test_headings_and_table_headers_are_not_answers():
@@ -129,14 +131,15 @@ def test_a_simplified_question_gets_a_simplified_answer_quoting_the_traditional_
     assert not is_traditional(body(answer))
     [c] = answer.citations
     assert "1小時內通報資訊安全部" in c.quote and is_traditional(c.quote)
-    assert to_simplified(c.quote) == body(answer)  # the same sentence, only the script differs
+    # The same sentence, only the script differs (and the list number "二、" is not part of the answer).
+    assert c.quote.startswith("二、") and answer_text(to_simplified(c.quote)) == body(answer)
     assert_quotes_exact(answer, {"doc1.md": " " * 512 + TRADITIONAL})
 
 
 def test_a_traditional_question_gets_the_original_text():
     answer = extractive_answer("資安事件多久內要通報？", [make_hit(TRADITIONAL, title="資訊安全規範")])
     assert "1小時內通報資訊安全部" in answer.text
-    assert body(answer) == answer.citations[0].quote
+    assert body(answer) == answer_text(answer.citations[0].quote)
 
 
 def test_a_simplified_passage_is_shown_as_written():
@@ -160,3 +163,54 @@ def test_is_traditional_reads_the_script_not_the_converter():
     assert is_traditional("資安事件多久內要通報？") and is_traditional("第七條 資安事件通報")
     for simplified in ["资安事件多久内要通报？", "比赛什么时候结束？", "尼高·高华以什么著称？", "牠们分布在哪里？", "API Key"]:
         assert not is_traditional(simplified), simplified
+
+
+def test_answer_text_drops_source_labels_and_list_markers_but_not_numbers():
+    assert answer_text("答案：支持HTTP/2协议。") == "支持HTTP/2协议。"
+    assert answer_text("问题：如何重置API Key？；答案：在控制台点击“重置”。") == "在控制台点击“重置”。"
+    assert answer_text("- 自驾：须事先报批，按每公里0.8元给予补贴") == "自驾：须事先报批，按每公里0.8元给予补贴"
+    assert answer_text("• 飞机：普通员工限乘经济舱；") == "飞机：普通员工限乘经济舱。"
+    assert answer_text("1. 员工应在出差结束后15个工作日内提交。") == "员工应在出差结束后15个工作日内提交。"
+    assert answer_text("二、年休假：员工累计工作已满1年不满10年的，年休假5天；") == "年休假：员工累计工作已满1年不满10年的，年休假5天。"
+    assert answer_text("（3）第三条 夜间乘车可购买卧铺。") == "夜间乘车可购买卧铺。"
+    for kept in ["12.5%的员工选择远程办公。", "2026年1月1日起施行。", "一线城市每晚不超过600元。", "答复时限为3天。"]:
+        assert answer_text(kept) == kept
+
+
+def test_a_question_in_the_passage_is_never_the_answer_the_sentence_after_it_is():
+    faq = ("问题：网关返回502错误是什么原因？；答案：502表示网关无法从上游服务获得有效响应，常见原因是上游服务宕机。\n"
+           "问题：如何为某个API配置限流？；答案：在管理控制台的“流量治理”页面新建限流规则。")
+    answer = extractive_answer("502错误怎么办？", [make_hit(faq, title="常见问题")])
+    assert body(answer) == "502表示网关无法从上游服务获得有效响应，常见原因是上游服务宕机。"
+    assert answer.citations[0].quote.startswith("答案：502表示")
+    assert_quotes_exact(answer, {"doc1.md": faq})
+
+
+def test_a_list_item_reads_as_an_answer_and_is_cited_as_written():
+    text = "## 五、城际交通\n\n- 飞机：普通员工限乘经济舱。\n- 自驾：须事先报批，按每公里0.8元给予补贴，过路费凭票据报销。\n"
+    answer = extractive_answer("自驾怎么补贴？", [make_hit(text, headings=["五、城际交通"])])
+    assert body(answer).startswith("自驾：须事先报批") and "0.8元" in body(answer)
+    assert answer.citations[0].quote.startswith("- 自驾") and text[answer.citations[0].start:answer.citations[0].end] == answer.citations[0].quote
+
+
+def test_a_one_part_question_gets_no_second_sentence_from_another_passage_or_clause():
+    """Two sentences that each share one word with the question are not two halves of an answer."""
+    security = ("第七條 資安事件通報\n一、資安事件包括但不限於：電腦中毒、帳號疑似遭盜用、筆記型電腦或手機遺失、資料外洩、收到勒索訊息等。\n"
+                "二、機密及以上等級的資料不得透過個人電子郵件、個人雲端硬碟或即時通訊軟體傳送。\n")
+    answer = extractive_answer("公司允许用自己的手机收发工作邮件吗？", [make_hit(security, title="資訊安全規範")])
+    assert answer.text.count("[1]") == 1 and "电子邮件" not in answer.text
+    # The same fact twice (the product page and the FAQ): one sentence, one citation.
+    duplicate = [
+        make_hit("统一接入：支持HTTP/1.1、HTTP/2、gRPC和WebSocket协议，可在同一端口上同时处理多种协议的请求。",
+                 title="知问网关产品说明", headings=["知问网关产品说明", "一、核心功能"]),
+        make_hit("问题：知问网关支持哪些协议？；答案：支持HTTP/1.1、HTTP/2、gRPC和WebSocket协议。", rank=2, title="常见问题"),
+    ]
+    answer = extractive_answer("知问网关支持哪些协议？", duplicate)
+    assert len(answer.citations) == 1 and "答案" not in answer.text
+
+
+def test_a_two_part_question_still_gets_both_parts():
+    text = ("所有生产数据库每日凌晨2点执行增量备份，每周日凌晨2点执行全量备份。\n"
+            "异地备份每日6点前通过专线复制到上海机房。\n备份文件使用AES-256加密。")
+    answer = extractive_answer("全量备份在什么时候做？异地备份放在哪里？", [make_hit(text, title="数据备份指南")])
+    assert "每周日凌晨2点执行全量备份" in answer.text and "上海机房" in answer.text and "AES" not in answer.text

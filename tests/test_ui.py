@@ -26,7 +26,7 @@ def test_chat_answers_with_a_source_card_and_saves_feedback(demo_kb):
     assert any("抽取式" in md.value for md in assistant.markdown), "mode badge"
     assert any(e.label == "查看完整段落" for e in assistant.expander)
 
-    at.button(key="fb-up-1").click().run()
+    at.button(key="fb-up-0").click().run()  # the first answer's 👍
     records = load_feedback(demo_kb)
     assert records[-1]["rating"] == "up" and "600元" in records[-1]["answer"] and records[-1]["citations"]
 
@@ -74,6 +74,8 @@ def test_kb_page_documents_delete_and_reindex(demo_kb):
     [b for b in at.button if b.label == "重新索引"][0].click().run()
     assert "已重新索引" in at.success[0].value
     [b for b in at.button if b.label == "删除文档"][0].click().run()
+    assert len(at.dataframe[0].value) == 8, "asks first"
+    at.button(key="doc-delete-confirm").click().run()
     assert len(at.dataframe[0].value) == 7
     with KnowledgeBase.open("demo", demo_kb) as kb:
         assert all(not d.source.endswith(".csv") for d in kb.catalog.list_documents())
@@ -105,7 +107,7 @@ def test_moderation_page_edits_rules_that_apply_at_once(data_dir):
 
     at = AppTest.from_file(str(PAGES / "moderation.py"), default_timeout=TIMEOUT).run()
     categories = set(at.dataframe[0].value.iloc[:, 0])
-    assert {"compliance", "violence", "abuse", "political", "pii"} <= categories
+    assert {"金融合规", "暴力与危险物品", "辱骂", "政治敏感", "个人信息"} <= categories
     at.selectbox(key="mod-category").set_value("compliance").run()
     area = at.text_area(key="mod-words-compliance")
     area.set_value(area.value + "绝对安全\n").run()
@@ -140,10 +142,10 @@ def test_evaluation_page_shows_a_run_and_compares_two(demo_kb, tmp_path):
     at = AppTest.from_file(str(PAGES / "evaluation.py"), default_timeout=TIMEOUT).run()
     at.text_input(key="eval-a").set_value(str(tmp_path / "a")).run()
     table = at.dataframe[0].value
-    assert dict(zip(table["metric"], table["value"]))["hit_at_5"] == 1.0
+    assert dict(zip(table["指标"], table["值"]))["命中率@5"] == "1.000"
     assert any("火星" in e.label for e in at.expander)
     at.text_input(key="eval-b").set_value(str(tmp_path / "b")).run()
-    assert list(at.dataframe[0].value.columns) == ["metric", "A", "B", "B − A"]
+    assert list(at.dataframe[0].value.columns) == ["指标", "A", "B", "B − A"]
 
 
 def test_answer_text_cannot_smuggle_images_links_or_html_into_the_page():

@@ -141,7 +141,7 @@ def test_evaluation_runs_need_read_on_their_kb(tokens, tmp_path):
     at = login(tokens["reader"])
     at.switch_page("views/evaluation.py").run()
     at.text_input(key="eval-a").set_value(str(tmp_path / "mine")).run()
-    assert dict(zip(at.dataframe[0].value["metric"], at.dataframe[0].value["value"]))["hit_at_5"] == 0.75
+    assert dict(zip(at.dataframe[0].value["指标"], at.dataframe[0].value["值"]))["命中率@5"] == "0.750"
     for name in ("theirs", "unnamed"):
         at.text_input(key="eval-a").set_value(str(tmp_path / name)).run()
         assert "没有权限" in at.error[0].value and not at.dataframe

@@ -4,6 +4,7 @@ AppTest: the real page over a real knowledge base, and with UI auth on, the real
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -66,11 +67,11 @@ def test_start_a_run_follow_it_and_read_its_report(demo_kb):
     runs = table(at, "任务")
     assert runs.to_dict("records")[0] | {"创建时间": None} == {"任务": run["id"], "知识库": "demo", "状态": "已完成", "进度": "2/2", "创建时间": None}
     at.selectbox(key="eval-run").set_value(None).run()
-    assert not any(d.value.columns[0] == "metric" for d in at.dataframe), "no run selected, no report"
+    assert not any(d.value.columns[0] == "指标" for d in at.dataframe), "no run selected, no report"
     at.selectbox(key="eval-run").set_value(run["id"]).run()
-    metrics = table(at, "metric")
-    values = dict(zip(metrics["metric"], metrics["value"]))
-    assert values["questions"] == 2 and values["errors"] == 0 and "hit_at_5" in values
+    metrics = table(at, "指标")
+    values = dict(zip(metrics["指标"], metrics["值"]))
+    assert values["问题数"] == "2" and values["出错数"] == "0" and "命中率@5" in values
     assert any("火星" in e.label for e in at.expander), "the worst questions, as for any report folder"
     assert {"report.json", "report.md", "report.html", "plots.png"} <= {p.name for p in (runs_dir(demo_kb) / run["id"]).iterdir()}
     assert not at.error and not at.exception
@@ -116,7 +117,7 @@ def test_with_auth_the_form_offers_writable_kbs_and_the_list_readable_runs(data_
     for name in ("demo", "secret"):
         KnowledgeBase.open(name, data_dir, create=True).close()
     fake_run(data_dir, "0" * 16, "demo", status="failed", done=0, error="RuntimeError: 模型超时")
-    fake_run(data_dir, "1" * 16, "secret")
+    fake_run(data_dir, "1" * 16, "secret", pid=os.getpid())  # a live process: still running
     reader = create_key(data_dir, "reader", {"demo": "read"})[1]
     mixed = create_key(data_dir, "mixed", {"demo": "read", "secret": "write"})[1]
 
@@ -138,4 +139,4 @@ def test_with_auth_the_form_offers_writable_kbs_and_the_list_readable_runs(data_
     assert at.selectbox(key="eval-new-kb").options == ["secret"], "demo is readable, not writable"
     assert sorted(table(at, "任务")["任务"]) == ["0" * 16, "1" * 16]
     at.selectbox(key="eval-run").set_value("1" * 16).run()
-    assert "点击“刷新”查看最新进度" in " ".join(c.value for c in at.caption) and not at.error
+    assert "进度每秒自动更新" in " ".join(c.value for c in at.caption) and not at.error

@@ -18,10 +18,12 @@ SESSION_TOKEN = "zw-api-token"
 
 
 def end_session() -> None:
-    """Forget the key and everything this session saw (conversations, selections); keep the language."""
+    """Forget the key and everything this session saw (conversations, selections); keep the language. The
+    URL's conversation goes too: the next person to log in here starts on an empty chat."""
     for name in list(st.session_state):
         if name != "lang":
             del st.session_state[name]
+    st.query_params.clear()
 
 
 def session_key(settings: Settings) -> ApiKey | None:
@@ -56,7 +58,7 @@ def login_form(settings: Settings) -> None:
 
 def logout_button(key: ApiKey) -> None:
     st.sidebar.caption(t("logged_in_as", name=key.name))
-    if st.sidebar.button(t("logout"), icon="🚪", key="logout", use_container_width=True):
+    if st.sidebar.button(t("logout"), icon="🚪", key="logout", width="stretch"):
         end_session()
         st.rerun()
 

@@ -4,12 +4,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.ui.common import base_settings, language_switch
+from app.ui.common import base_settings, close_sidebar_after_navigation, language_switch
 from app.ui.i18n import t
 from app.ui.login import gate
 
 st.set_page_config(page_title="知问 zhiwen", page_icon="📚", layout="wide")
 language_switch()
+close_sidebar_after_navigation()  # narrow windows: the page just opened is not left under the sidebar
 gate(base_settings())  # with UI auth on: the login form and nothing else until a valid API key is given
 pages = Path(__file__).parent / "views"  # not "pages/": Streamlit would run those files without this shell
 navigation = st.navigation(
