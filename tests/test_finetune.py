@@ -397,7 +397,7 @@ def test_cli_train_prints_trainable_params(base_dir, sft_dir, tmp_path):
     assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
 
 
-def test_cli_prepare_prints_stats_and_explains_errors(base_dir, tmp_path):
+def test_cli_prepare_prints_stats_and_explains_errors(base_dir, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from app.cli import app
@@ -412,6 +412,13 @@ def test_cli_prepare_prints_stats_and_explains_errors(base_dir, tmp_path):
     result = CliRunner().invoke(app, ["finetune", "prepare", str(bad), "--out", str(tmp_path / "x")])
     assert result.exit_code == 1 and "第 1 行" in result.output and "无法识别的格式" in result.output
     result = CliRunner().invoke(app, ["finetune", "prepare", "--from-kb", "nokb", "--out", str(tmp_path / "y")])
+    assert result.exit_code == 1 and "nokb" in result.output and "不存在" in result.output  # named before any work
+    from core.settings import load_settings
+    from ingest.kb import KnowledgeBase
+
+    monkeypatch.setenv("ZHIWEN_DATA_DIR", str(tmp_path / "data"))
+    KnowledgeBase.open("empty", load_settings(), create=True).close()
+    result = CliRunner().invoke(app, ["finetune", "prepare", "--from-kb", "empty", "--out", str(tmp_path / "y")])
     assert result.exit_code == 1 and "ZHIWEN_LLM_BASE_URL" in result.output  # no LLM configured: said before any work
 
 
