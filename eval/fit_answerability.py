@@ -10,8 +10,9 @@ Dev data, per embedder (nothing from a test split is read):
   dev paragraphs (eval/data/paraphrase/cmrc.jsonl, split "dev"; their paragraphs are never held out).
 
 The dense side's fusion weight is chosen first, on the same dev questions: the weight with the most
-right documents first (``DENSE_WEIGHTS``); the calibration is then fitted on that ranking, and both ship
-together.
+right documents first, among fixed weights (``DENSE_WEIGHTS``) and weights gated on BM25 coverage
+(``retrieval.fusion.CoverageGatedWeight``: light when a passage covers the question's words, heavy when
+none does); the calibration is then fitted on that ranking, and both ship together.
 
 Every question is one example: the features of its first hit, positive when the question is
 answerable. (Fitting every hit against "comes from the gold document" was tried: query-level signals
@@ -62,11 +63,14 @@ from retrieval.answerability import (
     embed_background,
 )
 from retrieval.embedders import get_embedder
+from retrieval.fusion import CoverageGatedWeight, DenseWeight
 from retrieval.retriever import HybridRetriever
 
 TOP_K = 5
 THRESHOLDS = [round(0.05 * i, 2) for i in range(1, 20)]
 DENSE_WEIGHTS = (0.5, 1.0, 1.5, 2.0, 3.0)
+LEXICAL_WEIGHTS = (0.5, 1.0)  # the dense weight when a passage covers the question's words (gated grid)
+COVERAGE_GATES = (0.5, 0.6, 0.7)
 MIN_ANSWERED = 0.95  # the threshold rule: keep at least this share of dev answerable questions answered
 
 
@@ -177,7 +181,7 @@ def dev_set(embedder: str, root: Path, n_cmrc: int, seed: int) -> tuple[dict[str
     return kbs, questions
 
 
-def collect(kbs: dict[str, KnowledgeBase], questions: list[DevQuestion], dense_weight: float,
+def collect(kbs: dict[str, KnowledgeBase], questions: list[DevQuestion], dense_weight: DenseWeight,
             embedders: dict[str, QueryVectorCache]) -> Examples:
     retrievers = {}
     for name, kb in kbs.items():
@@ -190,13 +194,34 @@ def collect(kbs: dict[str, KnowledgeBase], questions: list[DevQuestion], dense_w
     return ex
 
 
+def weight_info(weight: DenseWeight) -> dict[str, float]:
+    """How the chosen weight is saved in the calibration (read back by ``Calibration.dense_weight``)."""
+    if isinstance(weight, CoverageGatedWeight):
+        return {"dense_weight": weight.semantic, "dense_weight_lexical": weight.lexical, "coverage_gate": weight.gate}
+    return {"dense_weight": weight}
+
+
+def dense_weight_grid() -> list[DenseWeight]:
+    """Fixed weights first, then coverage-gated ones (retrieval.fusion.CoverageGatedWeight): on a tie the
+    simpler, earlier one is kept."""
+    gated = [CoverageGatedWeight(lo, hi, gate) for lo in LEXICAL_WEIGHTS for hi in DENSE_WEIGHTS if hi > lo for gate in COVERAGE_GATES]
+    return [*DENSE_WEIGHTS, *gated]
+
+
+def weight_label(weight: DenseWeight) -> str:
+    if isinstance(weight, CoverageGatedWeight):
+        return f"{weight.lexical:g} if coverage >= {weight.gate:g} else {weight.semantic:g}"
+    return f"{weight:g}"
+
+
 def choose_dense_weight(kbs: dict[str, KnowledgeBase], questions: list[DevQuestion],
-                        embedders: dict[str, QueryVectorCache], embedder: str) -> tuple[float, dict[float, float]]:
-    """The fusion weight of the dense side with the most right-documents-first on dev (ties: the smaller)."""
-    grid = {w: collect(kbs, questions, w, embedders).right_first_rate() for w in DENSE_WEIGHTS}
-    log(f"[{embedder}] dev right document first by dense weight: " + ", ".join(f"{w}: {r:.3f}" for w, r in grid.items()))
-    best = max(grid.values())
-    return min(w for w, r in grid.items() if r >= best - 1e-9), grid
+                        embedders: dict[str, QueryVectorCache], embedder: str) -> tuple[DenseWeight, dict[str, float]]:
+    """The dense fusion weight with the most right-documents-first on dev (groups weighted equally)."""
+    rates = [(w, collect(kbs, questions, w, embedders).right_first_rate()) for w in dense_weight_grid()]
+    grid = {weight_label(w): r for w, r in rates}
+    log(f"[{embedder}] dev right document first by dense weight: " + ", ".join(f"{k}: {r:.3f}" for k, r in grid.items()))
+    best = max(r for _, r in rates)
+    return next(w for w, r in rates if r >= best - 1e-9), grid
 
 
 def fit(ex: Examples) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -280,8 +305,8 @@ def fit_embedder(embedder: str, n_cmrc: int, seed: int, out_dir: Path | None, wo
             "paraphrase-cmrc": "eval/data/paraphrase/cmrc.jsonl, split dev",
             "cmrc": f"CMRC 2018 dev-split articles, {n_cmrc} questions of indexed + {n_cmrc} of held-out paragraphs (seed {seed})",
         },
-        "dense_weight": dense_weight,
-        "dense_weight_grid": {str(w): round(r, 4) for w, r in grid.items()},
+        **weight_info(dense_weight),
+        "dense_weight_grid": {w: round(r, 4) for w, r in grid.items()},
         "examples": {"questions": len(ex.queries), "answerable": int(sum(ex.labels)),
                      "right_document_first": round(sum(ex.right_first) / max(1, sum(ex.labels)), 4)},
         "threshold_rule": f"highest threshold answering ≥ {MIN_ANSWERED:.0%} of dev answerable questions (groups weighted equally)",
@@ -294,7 +319,7 @@ def fit_embedder(embedder: str, n_cmrc: int, seed: int, out_dir: Path | None, wo
     path.write_text(json.dumps(calibration.to_json(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     np.save(background_vectors_path(embedder, path.parent), embed_background(get_embedder(embedder)).astype(np.float32))
     chosen = next(p for p in points if p["threshold"] == threshold)
-    log(f"[{embedder}] dense weight {dense_weight}; threshold {threshold}: dev {chosen}")
+    log(f"[{embedder}] dense weight {weight_label(dense_weight)}; threshold {threshold}: dev {chosen}")
     log(f"[{embedder}] coefficients: " + ", ".join(f"{f}={c:+.2f}" for f, c in zip(FEATURES, coef)))
     log(f"[{embedder}] wrote {path}")
     return calibration

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from core.text import fold, is_mostly_cjk
+from retrieval.fusion import CoverageGatedWeight, DenseWeight
 
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 DEFAULT_DENSE_WEIGHT = 0.5  # fusion weight without a calibration (tuned on CMRC with USE-m3)
@@ -169,9 +170,13 @@ class Calibration:
     info: dict
 
     @property
-    def dense_weight(self) -> float:
-        """The fusion weight of the dense side tuned on dev together with this calibration."""
-        return float(self.info.get("dense_weight", DEFAULT_DENSE_WEIGHT))
+    def dense_weight(self) -> DenseWeight:
+        """The fusion weight of the dense side tuned on dev together with this calibration: gated on
+        coverage (retrieval.fusion.CoverageGatedWeight) when the fit chose a gate, else one number."""
+        semantic = float(self.info.get("dense_weight", DEFAULT_DENSE_WEIGHT))
+        if "dense_weight_lexical" in self.info and "coverage_gate" in self.info:
+            return CoverageGatedWeight(float(self.info["dense_weight_lexical"]), semantic, float(self.info["coverage_gate"]))
+        return semantic
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         x = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale

@@ -25,7 +25,7 @@ from retrieval.answerability import Background, Calibration, QueryStats, hit_fea
 from retrieval.bm25 import BM25Index
 from retrieval.embedders import Embedder
 from retrieval.faiss_store import FaissStore
-from retrieval.fusion import reciprocal_rank_fusion, weighted_fusion
+from retrieval.fusion import CoverageGatedWeight, DenseWeight, reciprocal_rank_fusion, weighted_fusion
 
 ChunkLookup = Callable[[list[int]], dict[int, Chunk]]
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -37,6 +37,7 @@ class RetrievalResult:
     timings_ms: dict[str, float]
     floor: float = 0.0
     features: np.ndarray | None = None  # one row of answerability features per hit (hybrid mode)
+    dense_weight: float | None = None  # the fusion weight the dense side got for this question (weighted hybrid)
 
     @property
     def best_relevance(self) -> float:
@@ -57,7 +58,7 @@ class HybridRetriever:
         lookup: ChunkLookup,
         mode: Mode = "hybrid",
         bm25_weight: float = 1.0,
-        dense_weight: float = 0.5,
+        dense_weight: DenseWeight = 0.5,
         fusion: Literal["weighted", "rrf"] = "weighted",
         calibration: Calibration | None = None,
         floor: float | None = None,
@@ -94,6 +95,9 @@ class HybridRetriever:
             k = min(n_candidates, len(bm25_scores))
             order = np.argpartition(-bm25_scores, k - 1)[:k]  # O(N), not a full sort of every chunk
             bm25_top = {int(self.bm25.ids[j]): float(bm25_scores[j]) for j in order if bm25_scores[j] > 0}
+            best_coverage = max((float(coverage[j]) for j in order if bm25_scores[j] > 0), default=0.0)
+        else:
+            best_coverage = 0.0
         timings["bm25"] = (time.perf_counter() - t0) * 1000
 
         dense_top: dict[int, float] = {}
@@ -110,6 +114,7 @@ class HybridRetriever:
                 dense_top.update(self.vectors.similarity(qvec, missing))
             timings["dense"] = (time.perf_counter() - t2) * 1000
 
+        used_weight = None
         if self.mode == "bm25":
             fused = bm25_top
         elif self.mode == "dense":
@@ -119,7 +124,11 @@ class HybridRetriever:
                 [sorted(bm25_top, key=bm25_top.__getitem__, reverse=True), sorted(dense_top, key=dense_top.__getitem__, reverse=True)]
             )
         else:
-            fused = weighted_fusion(bm25_top, dense_top, self.bm25_weight, self.dense_weight)
+            dense_weight = self.dense_weight
+            if isinstance(dense_weight, CoverageGatedWeight):
+                dense_weight = dense_weight.for_coverage(best_coverage)
+            fused = weighted_fusion(bm25_top, dense_top, self.bm25_weight, dense_weight)
+            used_weight = dense_weight
 
         ranked = sorted(fused, key=lambda i: (-fused[i], i))[:top_k]
         chunks = self.lookup(ranked)
@@ -142,7 +151,7 @@ class HybridRetriever:
                     coverage=coverages[i], rank=len(hits) + 1)
             )
         timings["retrieve"] = (time.perf_counter() - t0) * 1000
-        return RetrievalResult(hits, timings, floor=self.floor, features=features)
+        return RetrievalResult(hits, timings, floor=self.floor, features=features, dense_weight=used_weight)
 
     def _coverage(self, coverage: np.ndarray, chunk_id: int) -> float:
         j = self.bm25.position(chunk_id)

@@ -6,7 +6,7 @@ import pytest
 from core.text import search_tokens
 from retrieval.bm25 import BM25Index
 from retrieval.faiss_store import FaissStore
-from retrieval.fusion import reciprocal_rank_fusion, weighted_fusion
+from retrieval.fusion import CoverageGatedWeight, reciprocal_rank_fusion, weighted_fusion
 
 
 def test_weighted_fusion_max_normalises_bm25_and_min_max_normalises_cosine():
@@ -63,3 +63,9 @@ def test_knowledge_base_works_as_a_langchain_retriever(settings, tmp_path):
     assert docs[0].metadata["source"].endswith("安全.txt")
     assert docs[0].page_content == "資安事件須於1小時內通報。"
     assert {"page", "start", "end", "chunk_id", "relevance"} <= set(docs[0].metadata)
+
+
+def test_coverage_gated_weight_picks_by_coverage():
+    weight = CoverageGatedWeight(lexical=0.5, semantic=1.5, gate=0.5)
+    assert weight.for_coverage(0.8) == 0.5 and weight.for_coverage(0.5) == 0.5  # the question's words are there
+    assert weight.for_coverage(0.49) == 1.5 and weight.for_coverage(0.0) == 1.5  # a paraphrase: the dense side leads

