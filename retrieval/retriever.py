@@ -25,7 +25,12 @@ from retrieval.answerability import Background, Calibration, QueryStats, hit_fea
 from retrieval.bm25 import BM25Index
 from retrieval.embedders import Embedder
 from retrieval.faiss_store import FaissStore
-from retrieval.fusion import CoverageGatedWeight, DenseWeight, reciprocal_rank_fusion, weighted_fusion
+from retrieval.fusion import (
+    CoverageGatedWeight,
+    DenseWeight,
+    reciprocal_rank_fusion,
+    weighted_fusion,
+)
 
 ChunkLookup = Callable[[list[int]], dict[int, Chunk]]
 Mode = Literal["hybrid", "dense", "bm25"]

@@ -6,7 +6,11 @@ import pytest
 from core.text import search_tokens
 from retrieval.bm25 import BM25Index
 from retrieval.faiss_store import FaissStore
-from retrieval.fusion import CoverageGatedWeight, reciprocal_rank_fusion, weighted_fusion
+from retrieval.fusion import (
+    CoverageGatedWeight,
+    reciprocal_rank_fusion,
+    weighted_fusion,
+)
 
 
 def test_weighted_fusion_max_normalises_bm25_and_min_max_normalises_cosine():
