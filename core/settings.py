@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     # Weighted fusion: bm25_weight * max-normalised BM25 + dense_weight * min-max-normalised cosine.
     # dense_weight unset = the weight tuned on dev for the knowledge base's embedder (its calibration
-    # file), 0.5 for a custom model.
+    # file: gated on coverage, light when a passage holds the question's words and heavy when none does),
+    # 0.5 for a custom model. Set, it is one fixed weight for every question.
     bm25_weight: float = Field(1.0, ge=0)
     dense_weight: float | None = Field(None, ge=0)
     # Hits whose relevance is below this floor are not used; no hit above it means a refusal. With the

@@ -9,6 +9,9 @@ a logistic regression over coverage, cosine, margins, agreement and question sha
 custom model, or dense/bm25 mode) it is the legacy mean of coverage and cosine. Either way it is an
 absolute scale, unlike the fused score, which only orders the candidates of one query; the floor it is
 compared with lives here too (``RetrievalResult.relevant``), so every answer path refuses alike.
+
+The dense side's fusion weight may depend on the question (``retrieval.fusion.CoverageGatedWeight``,
+shipped with each calibration): the best BM25 coverage among the candidates picks it.
 """
 
 from __future__ import annotations
