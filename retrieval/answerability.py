@@ -103,7 +103,7 @@ def embed_background(embedder: Any) -> np.ndarray:
 @lru_cache(maxsize=8)
 def _background_vectors(embedder_name: str, embedder: Any) -> np.ndarray:
     """The background questions' query vectors: shipped beside the calibration (written by the fit, so a
-    CLI process need not embed 60 questions before its first answer), else embedded once here."""
+    CLI process need not embed 150 questions before its first answer), else embedded once here."""
     path = background_vectors_path(embedder_name)
     if path.is_file():
         vectors = np.load(path)
