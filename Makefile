@@ -40,7 +40,7 @@ test: setup browser
 	$(PY) -m pytest
 
 bench: setup
-	$(PY) -m eval.bench_ingest
+	$(PY) -m bench.ingest
 
 clean:
 	rm -rf $(VENV) .pytest_cache

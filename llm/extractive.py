@@ -11,7 +11,7 @@ sentence joins only when it brings question terms the first lacks and scores nea
 that combines two facts). A sentence longer than a short statement is trimmed to the run of clauses (split
 at ，；： outside brackets) that holds the question terms it matched, widened while that run is too short
 or says nothing beyond the question: the statement that answers, not the paragraph around it. Measured
-with ``python -m eval.bench_extractive`` (CMRC 2018 and a Traditional-Chinese copy of it).
+with ``python -m bench.extractive`` (CMRC 2018 and a Traditional-Chinese copy of it).
 
 A question in Simplified Chinese gets its answer in Simplified even when the passage is Traditional; the
 citation still quotes the passage exactly as written. A Traditional question gets the original text.

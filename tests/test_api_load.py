@@ -1,15 +1,15 @@
 """A bounded load test over loopback: 200 concurrent asks against a real `zhiwen api`, with an upload
 that ingests a new document into the same knowledge base while they run. No request is lost, every
 answer cites passages that exist, and afterwards catalogue and indexes agree and the new document is
-found. The same code is `python -m eval.bench_api`, whose figures are in README.md."""
+found. The same code is `python -m bench.api`, whose figures are in README.md."""
 
 from __future__ import annotations
 
 import httpx
 
 from app.api.keys import create_key
+from bench.api import NEW_DOC, run_load
 from core.settings import load_settings
-from eval.bench_api import NEW_DOC, run_load
 from ingest.kb import KnowledgeBase
 from ingest.pipeline import ingest_paths
 from tests.api_server import running_api

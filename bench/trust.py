@@ -21,8 +21,8 @@ Sets (test splits only; nothing here was used for fitting or choosing a threshol
   samples/corpus, CMRC ones over the 848 paragraphs.
 Ingest speed is the CMRC ingest (848 paragraphs); query latency p95 is over the CMRC questions.
 
-    python -m eval.bench_trust                 # 30-50 minutes on 2 cores (six e5 ingests of 848 paragraphs)
-    python -m eval.bench_trust --cmrc-questions 200 --skip-traditional   # quicker look
+    python -m bench.trust                 # 30-50 minutes on 2 cores (six e5 ingests of 848 paragraphs)
+    python -m bench.trust --cmrc-questions 200 --skip-traditional   # quicker look
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.common import LC_CHUNK_OVERLAP, LC_CHUNK_SIZE, langchain_embeddings
 from core.settings import Settings, load_settings
-from eval.bench_ingest import langchain_embeddings
 from eval.cmrc import (
     DEFAULT_CMRC_DEV,
     Paragraph,
@@ -67,7 +67,6 @@ from retrieval.embedders import get_embedder
 from retrieval.retriever import LEGACY_FLOOR, HybridRetriever
 
 RETRIEVE_K = 10
-LC_CHUNK_SIZE, LC_CHUNK_OVERLAP = 500, 50
 
 
 def log(message: str) -> None:
@@ -216,7 +215,7 @@ def table(pipelines: list[Pipeline], rows: list[tuple[str, list[str]]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m bench.trust", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cmrc-questions", type=int, default=600, help="test-split CMRC questions sampled (0: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-traditional", action="store_true", help="no Simplified→Traditional corpus (saves two ingests)")

@@ -1,7 +1,7 @@
 """Moderation cost: filtering throughput with a 10,000-term list on Chinese text, and the latency a
 streamed answer pays per token for the hold-back filter.
 
-    python -m eval.bench_moderation [--terms 10000] [--seed 0]
+    python -m bench.moderation [--terms 10000] [--seed 0]
 
 Text: the CMRC 2018 paragraphs (Chinese Wikipedia), checked in 2,000-character pieces (an answer or a
 chunk) as the answer surface does. Terms: random 2-6 character Chinese strings (fixed seed) plus the
@@ -51,7 +51,7 @@ def stream_cost(moderator: Moderator, answer: str, token_chars: int = 2) -> tupl
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m bench.moderation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--terms", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", type=Path, default=DEFAULT_CMRC_DEV)

@@ -1,7 +1,7 @@
 """Vector stores side by side: the same queries on FAISS (exact, in process) and Milvus Lite, at 10k and
 100k chunks: query latency p50/p95 and recall@10 against exact search.
 
-    python -m eval.bench_stores [--sizes 10000 100000] [--queries 200]
+    python -m bench.stores [--sizes 10000 100000] [--queries 200]
 
 Vectors: 512-dim (USE's size), random and L2-normalised; queries: stored vectors with noise, so each
 has a clear neighbourhood. Exact search (numpy) is the ground truth.
@@ -49,7 +49,7 @@ def run_store(store, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m bench.stores", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--queries", type=int, default=200)
     args = ap.parse_args(argv)

