@@ -148,12 +148,11 @@ def _stream_answer(question: str, kb: str, settings: Settings, history=None):
 
     answer = None
     for event in stream_ask(question, kb, settings, history=history):
+        # An LLM that fails mid-answer needs no case here: the stream itself carries a separator and the
+        # extractive answer after the partial text; _warn_fallback says why afterwards.
         if event.kind == "token":
             console.print(escape(event.text), end="", highlight=False)
-        elif event.kind == "error":
-            console.print()
-            err.print(f"[yellow]大模型连接中断 (LLM stream failed): {escape(event.text)}[/]")
-        else:
+        elif event.kind == "answer":
             answer = event.answer
     console.print()
     return answer
@@ -176,8 +175,6 @@ def ask(
     try:
         if stream and not as_json:
             answer = _stream_answer(question, name, settings)
-            if answer.flags.get("llm_error"):
-                console.print(f"[bold]{escape(answer.text)}[/]")
         else:
             answer = ask_question(question, name, settings)
     except ZhiwenError as exc:
@@ -223,8 +220,6 @@ def chat(
         except ZhiwenError as exc:
             err.print(f"[bold red]错误:[/] {escape(str(exc))}")
             continue
-        if answer.flags.get("llm_error"):
-            console.print(f"[bold]{escape(answer.text)}[/]")
         _warn_fallback(answer)
         _print_citations(answer)
         if not answer.refused:
@@ -394,8 +389,8 @@ def kb_rm(
     yes: bool = typer.Option(False, "--yes", "-y", help="不询问，直接删除（脚本里必须加）(don't ask: needed without a terminal)"),
 ) -> None:
     """删除知识库，或用 --doc 删除其中一个文档。删除前会询问，加 --yes 跳过。"""
+    from ingest.documents import remove_document
     from ingest.kb import KnowledgeBase, delete_kb
-    from ingest.pipeline import remove_document
 
     settings = _settings()
     if name not in kb_names(settings):
@@ -570,7 +565,7 @@ app.add_typer(keys_app, name="keys")
 @keys_app.command("create")
 def keys_create(name: str, role: list[str] = typer.Option(..., "--role", help="KB:read|write|admin，可重复；* 表示全部知识库")) -> None:
     """新建 API key（密钥只显示这一次）。"""
-    from app.api.keys import create_key, parse_roles
+    from core.keys import create_key, parse_roles
 
     try:
         key, token = create_key(_settings(), name, parse_roles(role))
@@ -583,7 +578,7 @@ def keys_create(name: str, role: list[str] = typer.Option(..., "--role", help="K
 @keys_app.command("list")
 def keys_list() -> None:
     """列出 API key（不显示密钥）。"""
-    from app.api.keys import load_keys
+    from core.keys import load_keys
 
     for k in load_keys(_settings()).values():
         console.print(f"{k.id}  {escape(k.name)}  {k.roles}  {'已吊销 revoked' if k.revoked else ''}")
@@ -592,7 +587,7 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: str) -> None:
     """吊销一个 API key。"""
-    from app.api.keys import revoke_key
+    from core.keys import revoke_key
 
     if not revoke_key(_settings(), key_id):
         _fail(ZhiwenError(f"没有 id 为 {key_id} 的 key (no such key)"))
@@ -627,7 +622,7 @@ def ui(
     from pathlib import Path
 
     import app.ui
-    from app.api.keys import load_keys
+    from core.keys import load_keys
 
     settings = _settings()
     # Off by default only on loopback, and even there ZHIWEN_UI_AUTH=1 / ui_auth = true (e.g. behind a proxy) keeps it on.

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=1, help="repeat each scenario, report the median round by p50")
     args = ap.parse_args(argv)
 
-    from app.api.keys import create_key
+    from core.keys import create_key
     from core.settings import load_settings
     from ingest.pipeline import ingest_paths
     from tests.api_server import running_api

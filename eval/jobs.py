@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.atomic import atomic_write_bytes
 from core.errors import ZhiwenError
 from core.settings import Settings
 from eval.dataset import QAItem, write_dataset
 from eval.report import write_report
 from eval.runner import run_eval
 from ingest.kb import shared_kb
-from retrieval.atomic import atomic_write_bytes
 
 _RUN_ID = re.compile(r"^[0-9a-f]{16}$")
 MAX_RUNNING = 2  # runs at once per server process: each one asks questions as fast as it can

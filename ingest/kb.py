@@ -31,9 +31,8 @@ from retrieval.bm25 import BM25Index
 from retrieval.embedders import Embedder, canonical_embedder_name, get_embedder
 from retrieval.faiss_store import FaissStore
 from retrieval.milvus_store import MilvusStore
-
-VectorStore = FaissStore | MilvusStore
 from retrieval.retriever import HybridRetriever
+from retrieval.stores import VectorStore
 
 _NAME_RE = re.compile(r"^[\w\u4e00-\u9fff][\w\u4e00-\u9fff.\-]{0,63}$")
 CATALOG_FILE = "catalog.sqlite3"
@@ -41,6 +40,8 @@ FAISS_FILE = "faiss.index"
 MILVUS_LITE_FILE = "milvus.db"
 MILVUS_STAMP_FILE = "milvus.stamp.json"
 BM25_FILE = "bm25.index"
+# The file, in the knowledge base's directory, that holds (FAISS) or stamps (Milvus) each backend's vectors.
+VECTOR_STAMP_FILES = {"faiss": FAISS_FILE, "milvus": MILVUS_STAMP_FILE}
 
 
 def validate_name(name: str) -> str:
@@ -59,7 +60,7 @@ class KnowledgeBase:
         self.catalog = Catalog(directory / CATALOG_FILE)
         self.write_lock = FileLock(str(directory / ".write.lock"))
         self._index_lock = threading.Lock()
-        self._indexes: tuple[int, FaissStore, BM25Index] | None = None
+        self._indexes: tuple[int, VectorStore, BM25Index] | None = None
         self._background: tuple[VectorStore, Background] | None = None
 
     # -- opening -----------------------------------------------------------------------------------
@@ -143,8 +144,9 @@ class KnowledgeBase:
         dim = get_embedder(model, self.settings.embedding_batch_size).dim
         return MilvusStore(uri, dim, token=self.settings.milvus_token, collection=collection)
 
-    def _vector_stamp_path(self) -> Path:
-        return self.dir / (FAISS_FILE if self.vector_store_kind == "faiss" else MILVUS_STAMP_FILE)
+    def vector_stamp_path(self, kind: str | None = None) -> Path:
+        """Where the vectors of this knowledge base's backend (or ``kind``'s) are saved or stamped."""
+        return self.dir / VECTOR_STAMP_FILES[kind or self.vector_store_kind]
 
     def _load_vectors(self, version: int, n_chunks: int) -> VectorStore | None:
         """The vector store, if it reflects this catalogue version (else None: rebuild)."""
@@ -191,7 +193,7 @@ class KnowledgeBase:
         return BM25Index(ids, tokens)
 
     def _save(self, vectors: VectorStore, bm25: BM25Index, version: int) -> None:
-        vectors.save(self._vector_stamp_path(), version, self.embedding_model)
+        vectors.save(self.vector_stamp_path(), version, self.embedding_model)
         bm25.save(self.dir / BM25_FILE, version)
 
     def commit_indexes(self, vectors: VectorStore, bm25: BM25Index) -> None:
@@ -210,7 +212,7 @@ class KnowledgeBase:
             dense_weight = calibration.dense_weight if calibration is not None else DEFAULT_DENSE_WEIGHT
         return HybridRetriever(
             self.embedder(), vectors, bm25, self.catalog.chunks_by_rowid,
-            mode=s.retrieval_mode, bm25_weight=s.bm25_weight, dense_weight=dense_weight,
+            mode=s.retrieval_mode, fusion=s.fusion, bm25_weight=s.bm25_weight, dense_weight=dense_weight,
             calibration=calibration, floor=s.relevance_floor,
             background=self.background(vectors) if calibration is not None else None,
         )

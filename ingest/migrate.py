@@ -20,7 +20,7 @@ import numpy as np
 
 from core.errors import ZhiwenError
 from core.settings import Settings
-from ingest.kb import FAISS_FILE, MILVUS_STAMP_FILE, KnowledgeBase
+from ingest.kb import KnowledgeBase
 from ingest.pipeline import embedding_hash, index_text
 from retrieval.embedders import canonical_embedder_name, get_embedder
 
@@ -55,11 +55,8 @@ def migrate_kb(name: str, target: str, settings: Settings) -> MigrationReport:
         kb.catalog.set_meta("vector_store", target)
         kb.catalog.bump_version()  # readers holding the old store reload on their next question
         kb.commit_indexes(new, kb.fresh_bm25())
-        if source == "milvus":
-            old.drop()
-            (kb.dir / MILVUS_STAMP_FILE).unlink(missing_ok=True)
-        else:
-            (kb.dir / FAISS_FILE).unlink(missing_ok=True)
+        old.drop()
+        kb.vector_stamp_path(source).unlink(missing_ok=True)
     return report
 
 
@@ -97,6 +94,5 @@ def reembed_kb(name: str, model: str, settings: Settings, on_progress: Callable[
                 on_progress(min(i + REEMBED_BATCH, len(texts)), len(texts))
         kb.catalog.replace_embeddings(model, [r[0] for r in rows], [embedding_hash(model, t) for t in texts], matrix)
         kb.commit_indexes(kb.new_vector_store(), kb.fresh_bm25())
-        if kb.vector_store_kind == "milvus":
-            old_vectors.drop()  # the old model's collection (each model has its own)
+        old_vectors.drop()  # Milvus: the old model's collection (each model has its own); FAISS: nothing
     return ReembedReport(source, model, len(rows), time.perf_counter() - t0)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from core.settings import Settings
 from ingest.kb import shared_kb
+from ingest.uploads import stored_upload
 
 MAX_RENDER_BYTES = 200 * 1024 * 1024
 _MIN_PIECE_CHARS = 4  # shorter lines of a quote are not looked for alone: they would match anywhere
@@ -38,10 +39,6 @@ def _sha256(path: Path) -> str:
 
 def original_file(kb_name: str, source: str, settings: Settings) -> Path | None:
     """The file a document was ingested from, if it is still there unchanged; None otherwise."""
-    from ingest.uploads import (
-        stored_upload,  # ingest.uploads builds on the pipeline, which builds on kb
-    )
-
     document = shared_kb(kb_name, settings).catalog.document_by_source(source)
     if document is None:
         return None

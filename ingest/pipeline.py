@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from core.errors import DocumentNotFound, LoadError
+from core.errors import LoadError
 from core.models import Chunk, Document, IngestResult
 from core.settings import Settings
 from core.text import fold, search_tokens
@@ -248,7 +248,8 @@ def _embed_documents(kb: KnowledgeBase, texts_per_document: list[list[str]]) -> 
     return out
 
 
-def _failure(source: str, exc: Exception) -> IngestResult:
+def failed_result(source: str, exc: Exception) -> IngestResult:
+    """The "failed" result for ``source``: a LoadError's reason and hint, or an internal error (logged)."""
     if isinstance(exc, LoadError):
         return IngestResult(source=source, status="failed", reason=exc.reason + (f"（{exc.hint}）" if exc.hint else ""))
     log.exception("ingest failed for %s", source, exc_info=exc)
@@ -298,7 +299,7 @@ def ingest_paths(
             try:
                 report(commit_prepared(kb, outcome, future.result()[k], writer))
             except Exception as exc:  # one broken file must not stop the batch
-                report(_failure(source, exc))
+                report(failed_result(source, exc))
 
         def submit_group(pool: ThreadPoolExecutor) -> None:
             prepared = [o for _, o in group if isinstance(o, PreparedDocument)]
@@ -318,7 +319,7 @@ def ingest_paths(
                     try:
                         outcome = prepare_file(kb, file, in_flight, force=force)
                     except Exception as exc:
-                        outcome = _failure(file.source, exc)
+                        outcome = failed_result(file.source, exc)
                     if isinstance(outcome, PreparedDocument):
                         in_flight[outcome.document.id] = file.source
                     group.append((file.source, outcome))
@@ -334,36 +335,3 @@ def ingest_paths(
         finally:
             writer.commit()
     return results
-
-
-def remove_document(kb_name: str, source: str, settings: Settings) -> bool:
-    """Remove one document (by its source path) from a knowledge base; False when it was not there.
-    An uploaded document's stored copy goes with it."""
-    # Imported here: ingest.uploads builds on this module.
-    from ingest.uploads import discard_upload, upload_lock
-
-    with upload_lock(kb_name, source, settings):
-        with KnowledgeBase.open(kb_name, settings) as kb, kb.write_lock:
-            vectors = kb.indexes()[0].clone()
-            removed = kb.catalog.remove_document(source)
-            if removed is None:
-                return False
-            vectors.remove(removed)
-            kb.commit_indexes(vectors, kb.fresh_bm25())
-        discard_upload(kb_name, source, settings)
-        return True
-
-
-def reindex_document(kb_name: str, source: str, settings: Settings) -> IngestResult:
-    """Re-read, re-chunk and re-embed one document from its source file (an upload: its stored copy)."""
-    # Imported here: ingest.uploads builds on this module.
-    from ingest.uploads import stored_upload, upload_lock
-
-    with upload_lock(kb_name, source, settings):
-        with KnowledgeBase.open(kb_name, settings) as kb:
-            if kb.catalog.document_by_source(source) is None:
-                raise DocumentNotFound(kb_name, source)
-        path = stored_upload(kb_name, source, settings) or Path(source)
-        if not path.is_file():
-            raise LoadError(source, "源文件已不存在，无法重新索引 (source file is gone)", "重新上传该文件")
-        return ingest_paths([SourceFile(path, source)], kb_name, settings, force=True)[0]

@@ -1,6 +1,7 @@
 """Uploaded files (web UI, HTTP API): checked, stored under a generated name, then ingested like any file.
 
-``ingest_upload`` is the one entry point for every surface. In order:
+``ingest.documents.ingest_upload`` is the one entry point for every surface; this module holds what it
+builds on (names, content checks, storage, locks) and imports nothing of the pipeline. In order:
 
 1. Size: ``len(data)`` against ``upload_max_mb`` before anything looks inside.
 2. Type from content, never from the name or the client's Content-Type: ``%PDF-`` is a PDF; a ZIP with
@@ -19,7 +20,7 @@
    ``name`` is the original file name, sanitised for display (last path component, NFC, no control or
    bidi/format characters). The catalogue, the document list and citations show ``上传/员工手册.pdf``,
    never a hash. Because the stored name is a function of (kb, name), the source resolves back to its file:
-   ``stored_upload`` finds it for ``reindex_document`` and ``remove_document`` (ingest.pipeline), which
+   ``stored_upload`` finds it for ``reindex_document`` and ``remove_document`` (ingest.documents), which
    re-read it or delete it with the document. Uploading 员工手册.pdf again replaces the document
    incrementally (status "updated"), as re-ingesting a changed path does. The ``上传/`` prefix keeps
    uploads apart from files ingested by path and tells the pipeline where to look. Deriving the stored
@@ -44,19 +45,17 @@ import os
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from core.atomic import atomic_write_bytes
 from core.errors import LoadError
-from core.models import IngestResult
 from core.settings import Settings
 from ingest.encoding import decode_bytes
-from ingest.kb import KnowledgeBase, validate_name
+from ingest.kb import validate_name
 from ingest.loaders import ArchiveLimits, check_archive
-from ingest.pipeline import SourceFile, ingest_paths
-from retrieval.atomic import atomic_write_bytes
 
 UPLOAD_PREFIX = "上传/"
 MAX_NAME_CHARS = 100
@@ -246,17 +245,10 @@ def sniff_type(name: str, data: bytes, settings: Settings) -> str:
     return flavour
 
 
-# -- the entry point -------------------------------------------------------------------------------
-def ingest_upload(
-    kb_name: str, filename: str, data: bytes, settings: Settings, content_type: str | None = None
-) -> IngestResult:
-    """Check, store and ingest one uploaded file into ``kb_name`` (created if needed).
-
-    Returns the IngestResult (indexed / updated / unchanged / duplicate, or failed when the loader could
-    not read the content). Raises LoadError(name, reason, hint) for a refused upload: too large, empty,
-    content not a supported type, archive bomb. ``content_type`` is what the client claimed; it is never
-    trusted and plays no part in the decision."""
-    del content_type  # the bytes decide
+# -- checks and storage ----------------------------------------------------------------------------
+def check_upload(kb_name: str, filename: str, data: bytes, settings: Settings) -> tuple[str, str]:
+    """(display name, stored suffix) for an upload that may go in; LoadError(name, reason, hint) for one
+    that may not: too large, empty, content not a supported type, archive bomb."""
     name = safe_filename(filename)
     shown = name or "(未命名 unnamed)"
     limit = settings.upload_max_mb * 1024 * 1024
@@ -272,22 +264,25 @@ def ingest_upload(
     suffix = sniff_type(shown, data, settings)
     if not name:
         name = f"未命名-{hashlib.sha256(data).hexdigest()[:8]}{suffix}"
-    source = upload_source(name)
+    return name, suffix
+
+
+@contextlib.contextmanager
+def staged_upload(kb_name: str, source: str, suffix: str, data: bytes, settings: Settings) -> Iterator[tuple[Path, Callable[[], None]]]:
+    """A staging copy of a new version (call under upload_lock) and ``keep``, which makes it the stored
+    copy once the catalogue holds its text; without ``keep`` the staging file goes and the old copy stays."""
     directory = uploads_dir(kb_name, settings)
-    KnowledgeBase.open(kb_name, settings, create=True).close()
-    with upload_lock(kb_name, source, settings):
-        key = _stored_key(kb_name, source)
-        staging = directory / ".staging" / f"{key}-{uuid.uuid4().hex}{suffix}"
-        try:
-            atomic_write_bytes(staging, data)
-            result = ingest_paths([SourceFile(staging, source)], kb_name, settings)[0]
-            if result.status in ("indexed", "updated", "unchanged"):
-                # The catalogue now holds these bytes' text: they become the stored copy.
-                stored = directory / f"{key}{suffix}"
-                os.replace(staging, stored)
-                for other in STORED_SUFFIXES:
-                    if other != suffix:
-                        (directory / f"{key}{other}").unlink(missing_ok=True)
-        finally:
-            staging.unlink(missing_ok=True)
-    return result
+    key = _stored_key(kb_name, source)
+    staging = directory / ".staging" / f"{key}-{uuid.uuid4().hex}{suffix}"
+
+    def keep() -> None:
+        os.replace(staging, directory / f"{key}{suffix}")
+        for other in STORED_SUFFIXES:
+            if other != suffix:
+                (directory / f"{key}{other}").unlink(missing_ok=True)
+
+    try:
+        atomic_write_bytes(staging, data)
+        yield staging, keep
+    finally:
+        staging.unlink(missing_ok=True)

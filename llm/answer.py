@@ -18,7 +18,7 @@ from llm.cache import AnswerCache, cache_key
 from llm.chain import History, RagChain, StreamEvent
 from llm.extractive import extractive_answer
 from llm.followup import standalone_query
-from llm.guard import moderate_answer, moderate_question, moderate_stream
+from llm.guard import moderate_question, moderate_stream
 from llm.refusal import refusal_message
 from moderation.moderator import moderator_for
 from retrieval.retriever import HybridRetriever
@@ -97,20 +97,12 @@ def ask(
     top_k: int | None = None,
     chat_model: Any | None = None,
 ) -> Answer:
-    moderator = moderator_for(settings)
-    question, refusal, actions = moderate_question(moderator, question)
-    if refusal is not None:
-        return refusal
-    request = _Request.of(question, kb_name, settings, history, top_k)
-    answer = request.cached()
-    if answer is None:
-        chain = request.chain(chat_model)
-        if chain is not None:
-            answer = chain.invoke(question, request.history)
-        else:
-            answer = extractive_ask(request.kb.retriever(request.settings), question, request.settings, request.history)
-        request.remember(answer)
-    return moderate_answer(moderator, answer, actions)
+    """The final answer of the flow ``stream_ask`` streams (same moderation, same cache); only the LLM is
+    asked for the whole answer at once, under ``llm_timeout``, instead of a stream of tokens."""
+    for event in _answer_events(question, kb_name, settings, history, top_k, chat_model, streamed=False):
+        if event.kind == "answer":
+            return event.answer
+    raise AssertionError("the answer flow ends with an answer event")
 
 
 def stream_ask(
@@ -121,30 +113,41 @@ def stream_ask(
     top_k: int | None = None,
     chat_model: Any | None = None,
 ) -> Iterator[StreamEvent]:
-    """Token events as they come, an ``error`` event if the LLM fails mid-way, then the final answer."""
+    """Token events as they come, an ``error`` event if the LLM fails mid-way (the tokens then go on with a
+    separator and the extractive answer), then the final answer."""
+    return _answer_events(question, kb_name, settings, history, top_k, chat_model, streamed=True)
+
+
+def _answer_events(question: str, kb_name: str, settings: Settings, history: History | None, top_k: int | None,
+                   chat_model: Any | None, streamed: bool) -> Iterator[StreamEvent]:
+    """Moderation around the answer: the question before anything else, the answer's tokens as they go."""
     moderator = moderator_for(settings)
     question, refusal, actions = moderate_question(moderator, question)
     if refusal is not None:
         yield StreamEvent("token", refusal.text)
         yield StreamEvent("answer", answer=refusal)
         return
-    yield from moderate_stream(moderator, _stream(question, kb_name, settings, history, top_k, chat_model), actions)
+    yield from moderate_stream(moderator, _events(question, kb_name, settings, history, top_k, chat_model, streamed), actions)
 
 
-def _stream(question: str, kb_name: str, settings: Settings, history: History | None, top_k: int | None,
-            chat_model: Any | None) -> Iterator[StreamEvent]:
+def _events(question: str, kb_name: str, settings: Settings, history: History | None, top_k: int | None,
+            chat_model: Any | None, streamed: bool) -> Iterator[StreamEvent]:
+    """Cache, else the chain (LLM) or the extractive answerer; remember the answer."""
     request = _Request.of(question, kb_name, settings, history, top_k)
     answer = request.cached()
     if answer is None:
         chain = request.chain(chat_model)
-        if chain is not None:
+        if chain is not None and streamed:
             for event in chain.stream(question, request.history):
                 if event.kind == "answer":
                     answer = event.answer
                 else:
                     yield event
         else:
-            answer = extractive_ask(request.kb.retriever(request.settings), question, request.settings, request.history)
+            if chain is not None:
+                answer = chain.invoke(question, request.history)
+            else:
+                answer = extractive_ask(request.kb.retriever(request.settings), question, request.settings, request.history)
             yield StreamEvent("token", answer.text)
         request.remember(answer)
     else:

@@ -14,7 +14,7 @@ from core.settings import Settings
 from core.text import fold
 
 _ANSWER_SETTINGS = ("llm_model", "llm_temperature", "llm_max_tokens", "top_k", "retrieval_mode", "bm25_weight",
-                    "dense_weight", "relevance_floor", "extractive_max_sentences")
+                    "dense_weight", "fusion", "relevance_floor", "extractive_max_sentences")
 
 
 def normalise_question(question: str) -> str:
@@ -35,14 +35,12 @@ class AnswerCache:
         self.size = size
         self._items: OrderedDict[str, Answer] = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = 0
 
     def get(self, key: str) -> Answer | None:
         with self._lock:
             answer = self._items.get(key)
             if answer is not None:
                 self._items.move_to_end(key)
-                self.hits += 1
             return answer.model_copy(deep=True) if answer is not None else None
 
     def put(self, key: str, answer: Answer) -> None:

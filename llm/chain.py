@@ -21,6 +21,7 @@ from langchain_core.runnables import RunnableBranch, RunnableLambda
 
 from core.models import Answer, Hit
 from core.settings import Settings
+from core.text import is_mostly_cjk
 from llm.citations import parse_citations
 from llm.client import LLMUnavailable, make_chat_model
 from llm.extractive import extractive_answer
@@ -57,6 +58,15 @@ def history_messages(history: History) -> list[BaseMessage]:
 
 
 STREAM_STOPPED = "回答流在结束前中断 (the stream stopped before the answer finished)"
+
+# Between the part of a streamed answer the LLM managed before it failed and the extractive answer that
+# replaces it: what every surface shows (API delta.content, UI, CLI), in the question's language.
+FALLBACK_SEPARATOR_ZH = "\n\n——（大模型中断，以下为从资料中摘录的答案）——\n\n"
+FALLBACK_SEPARATOR_EN = "\n\n—— (The LLM stopped mid-answer; below is an answer quoted from the sources) ——\n\n"
+
+
+def fallback_separator(question: str) -> str:
+    return FALLBACK_SEPARATOR_ZH if is_mostly_cjk(question) else FALLBACK_SEPARATOR_EN
 
 
 def _llm_errors() -> tuple[type[BaseException], ...]:
@@ -214,6 +224,12 @@ class RagChain:
             answer = self._finish(turn, "".join(parts))
             if finish_reason == "length":
                 answer.flags["truncated"] = True  # stopped at llm_max_tokens, not by the model
+        if "llm_error" in answer.flags and answer.text:
+            # The extractive answer replaces whatever the LLM had streamed: the tokens carry it too, so a client
+            # that reads only the streamed text (an OpenAI client's delta.content) gets the answer, not the stub.
+            if "".join(parts).strip():
+                yield StreamEvent("token", fallback_separator(question))
+            yield StreamEvent("token", answer.text)
         yield StreamEvent("answer", answer=self._stamp(answer, turn, t0, calls_before))
 
     def _stamp(self, answer: Answer, turn: _Turn, t0: float, calls_before: int) -> Answer:

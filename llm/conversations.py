@@ -24,9 +24,9 @@ from typing import Any, Literal
 from filelock import FileLock
 from pydantic import BaseModel, Field, ValidationError
 
+from core.atomic import atomic_write_bytes
 from core.models import Answer
 from core.settings import Settings
-from retrieval.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

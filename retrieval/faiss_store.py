@@ -85,3 +85,6 @@ class FaissStore:
         store = cls(int(header["dim"]))
         store.index = index
         return store, header
+
+    def drop(self) -> None:
+        """Nothing lives outside the index file, which the knowledge base removes or replaces."""

@@ -2,7 +2,8 @@
 
 Weighted fusion is the default: on CMRC 2018 (see README), reciprocal-rank fusion let the weaker
 dense side drag BM25's precision down, while max-normalised BM25 plus a down-weighted min-max
-normalised cosine kept it and added recall. RRF stays available for comparison.
+normalised cosine kept it and added recall. RRF stays available for comparison (setting
+``fusion = "rrf"``).
 
 How much the dense side weighs depends on the question (``CoverageGatedWeight``): one weight cannot
 serve both kinds. A question that reuses a passage's words (CMRC) is best ranked by BM25 with a light

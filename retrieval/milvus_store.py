@@ -1,5 +1,6 @@
 """Dense vectors in Milvus: Milvus Lite (a local .db file, embedded, from pymilvus) on one machine and
-in tests, a Milvus standalone/cluster URI (+ token) for teams. Same interface as FaissStore.
+in tests, a Milvus standalone/cluster URI (+ token) for teams. Same interface as FaissStore
+(``retrieval.stores.VectorStore``).
 
 Schema: the chunk's catalogue row id (INT64 primary key), doc_id (for deletes and filters by
 document) and the L2-normalised vector; inner-product metric, so scores are cosines as with FAISS.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.atomic import atomic_write_bytes
+from core.atomic import atomic_write_bytes
 
 COLLECTION = "zhiwen_chunks"
 

@@ -27,13 +27,13 @@ from core.text import fold, is_mostly_cjk, search_tokens
 from retrieval.answerability import Background, Calibration, QueryStats, hit_features
 from retrieval.bm25 import BM25Index
 from retrieval.embedders import Embedder
-from retrieval.faiss_store import FaissStore
 from retrieval.fusion import (
     CoverageGatedWeight,
     DenseWeight,
     reciprocal_rank_fusion,
     weighted_fusion,
 )
+from retrieval.stores import VectorStore
 
 ChunkLookup = Callable[[list[int]], dict[int, Chunk]]
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -61,7 +61,7 @@ class HybridRetriever:
     def __init__(
         self,
         embedder: Embedder,
-        vectors: FaissStore,
+        vectors: VectorStore,
         bm25: BM25Index,
         lookup: ChunkLookup,
         mode: Mode = "hybrid",

@@ -8,7 +8,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from retrieval.atomic import atomic_write_bytes
+from core.atomic import atomic_write_bytes
 
 
 def write_stamped(path: Path, header: dict[str, Any], payload: bytes) -> None:

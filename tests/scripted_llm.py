@@ -1,7 +1,8 @@
 """An OpenAI-compatible chat server that answers with a script, for what the real tiny model cannot be made
 to do on cue: stream slowly enough for a person to press "stop", or answer without any [n] marker. It speaks
 real HTTP and server-sent events, so the real client (langchain-openai, httpx), the chain and the UI run
-unchanged; and it records when a client hangs up mid-stream (generation really stopped, not just hidden)."""
+unchanged; and it records when a client hangs up mid-stream (generation really stopped, not just hidden), or
+dies itself mid-stream (``die_after``: no finish_reason, no [DONE], the connection just closes)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class ScriptedLLM:
-    def __init__(self, reply: str, token_delay_s: float = 0.0, finish_reason: str = "stop") -> None:
+    def __init__(self, reply: str, token_delay_s: float = 0.0, finish_reason: str = "stop", die_after: int | None = None) -> None:
         self.reply = reply
         self.token_delay_s = token_delay_s  # pacing of the stream, so it is still running when stopped
         self.finish_reason = finish_reason
+        self.die_after = die_after  # a server that dies mid-answer: this many tokens, then the connection closes
         self.requests = 0
         self.tokens_sent = 0
         self.hung_up = threading.Event()  # a client closed the connection before the stream ended
@@ -61,7 +63,8 @@ class ScriptedLLM:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 try:
-                    for token in [*llm.reply, None]:
+                    tokens = [*llm.reply, None] if llm.die_after is None else list(llm.reply[: llm.die_after])
+                    for token in tokens:
                         delta = {"content": token} if token is not None else {}
                         chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
                                  "choices": [{"index": 0, "delta": delta, "finish_reason": None if token is not None else llm.finish_reason}]}
@@ -70,8 +73,9 @@ class ScriptedLLM:
                         if token is not None:
                             llm.tokens_sent += 1
                             time.sleep(llm.token_delay_s)
-                    self.wfile.write(b"data: [DONE]\n\n")
-                    self.wfile.flush()
+                    if llm.die_after is None:
+                        self.wfile.write(b"data: [DONE]\n\n")
+                        self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     llm.hung_up.set()
                 self.close_connection = True

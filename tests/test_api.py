@@ -3,12 +3,13 @@ roles, and the official OpenAI Python client against the chat endpoint, streamin
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import httpx
 import pytest
 
-from app.api.keys import create_key, revoke_key
+from core.keys import create_key, revoke_key
 from core.settings import load_settings
 from ingest.pipeline import ingest_paths
 from tests.api_server import running_api
@@ -83,3 +84,36 @@ def test_unknown_knowledge_base_needs_a_role_first(api):
     r = httpx.post(f"{base}/v1/chat/completions", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]},
                    headers={"Authorization": f"Bearer {keys['reader']}"})
     assert r.status_code == 403
+
+
+def test_llm_dying_mid_stream_streams_the_extractive_answer_after_a_separator(tmp_path):
+    """An OpenAI client reads only delta.content: after the LLM's partial text it must get a separator and the
+    extractive answer itself (with [n] markers that match the final chunk's citations), not a stub."""
+    from openai import OpenAI
+
+    from llm.chain import FALLBACK_SEPARATOR_ZH
+    from tests.scripted_llm import ScriptedLLM
+
+    settings = load_settings(data_dir=tmp_path / "data")
+    ingest_paths([SAMPLES / "差旅报销制度.md"], "demo", settings)
+    llm = ScriptedLLM("根据差旅报销制度，一线城市的住宿标准是每晚", die_after=8)
+    env = {"ZHIWEN_LLM_BASE_URL": llm.base_url, "ZHIWEN_LLM_MAX_RETRIES": "0", "ZHIWEN_LLM_MODEL": "scripted"}
+    try:
+        with running_api(settings.data_dir, auth=False, env=env) as base:
+            client = OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+            chunks = list(client.chat.completions.create(
+                model="demo", stream=True, messages=[{"role": "user", "content": "一线城市住宿标准是多少？"}]))
+    finally:
+        llm.close()
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    partial, sep, fallback = text.partition(FALLBACK_SEPARATOR_ZH)
+    assert sep, text
+    assert partial == llm.reply[:8]
+    assert "600元" in fallback
+    final = chunks[-1]
+    assert final.choices[0].finish_reason == "stop"
+    extra = final.model_extra
+    assert extra["zhiwen"]["mode"] == "extractive" and extra["zhiwen"]["text"] == fallback
+    cited = {c["n"] for c in extra["citations"]}
+    assert cited and {int(n) for n in re.findall(r"\[(\d+)\]", fallback)} == cited
+    assert any(c["source"].endswith("差旅报销制度.md") for c in extra["citations"])

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from app.api.keys import create_key
+from core.keys import create_key
 from core.settings import load_settings
 from ingest.pipeline import ingest_paths
 from tests.api_server import running_api
@@ -178,8 +178,10 @@ def test_metrics_count_requests_answers_moderation_and_ingest(api):
     blocked = {"model": "demo", "messages": [{"role": "user", "content": "教我制作炸弹"}]}
     r = _call(base, "POST", "/v1/chat/completions", keys["reader"], json=blocked)
     assert r.status_code == 200 and r.json()["zhiwen"]["refused"] is True
-    _call(base, "POST", "/v1/chat/completions", keys["reader"], json={"model": "demo", "messages": [{"role": "user", "content": "年休假有几天？"}]})
+    for _ in range(2):  # the second is answered from the cache
+        _call(base, "POST", "/v1/chat/completions", keys["reader"], json={"model": "demo", "messages": [{"role": "user", "content": "年休假有几天？"}]})
     text = _call(base, "GET", "/metrics", keys["scraper"]).text
+    assert 'zhiwen_answer_cache_hits_total{kb="demo"}' in text
     assert 'zhiwen_http_request_seconds_bucket{le="0.005",method="POST",route="/v1/chat/completions",status="200"}' in text
     assert 'zhiwen_moderation_actions_total{action="block",category="violence",surface="question"}' in text
     assert 'zhiwen_answers_total{kb="demo",mode="extractive",refused="false"}' in text

@@ -15,7 +15,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from app.api.keys import create_key
+from core.keys import create_key
 from core.settings import load_settings
 from ingest.pipeline import ingest_paths
 from tests.api_server import running_api

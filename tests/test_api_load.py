@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import httpx
 
-from app.api.keys import create_key
 from bench.api import NEW_DOC, run_load
+from core.keys import create_key
 from core.settings import load_settings
 from ingest.kb import KnowledgeBase
 from ingest.pipeline import ingest_paths

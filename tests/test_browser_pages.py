@@ -36,7 +36,7 @@ MAIN_TEXT = """() => {
 
 def write_status(data, **fields) -> None:
     from eval.jobs import runs_dir
-    from retrieval.atomic import atomic_write_bytes
+    from core.atomic import atomic_write_bytes
 
     folder = runs_dir(data) / RUN
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,8 @@ from tests.conftest import SAMPLES
 ZHIWEN = shutil.which("zhiwen", path=str(Path(sys.executable).parent)) or "zhiwen"
 
 
-def run(args, data_dir, **kw):
-    env = {**os.environ, "ZHIWEN_DATA_DIR": str(data_dir), "ZHIWEN_CONFIG": str(data_dir / "none.toml")}
+def run(args, data_dir, extra_env=None, **kw):
+    env = {**os.environ, "ZHIWEN_DATA_DIR": str(data_dir), "ZHIWEN_CONFIG": str(data_dir / "none.toml"), **(extra_env or {})}
     return subprocess.run([ZHIWEN, *args], capture_output=True, text=True, env=env, timeout=300, **kw)
 
 
@@ -112,6 +112,25 @@ def test_chat_answers_a_new_topic_on_its_own(kb_dir):
     assert "客户服务规范.pdf" in first and "48小时" in first
     assert "資訊安全規範.txt" in second and "1小时内通报" in second, second
     assert "客户服务规范.pdf" not in second, second
+
+
+def test_ask_stream_shows_the_extractive_answer_once_after_an_llm_dies_mid_answer(kb_dir):
+    from tests.scripted_llm import ScriptedLLM
+
+    data, _ = kb_dir
+    llm = ScriptedLLM("根据差旅报销制度，一线城市的住宿标准是每晚", die_after=8)
+    try:
+        result = run(["ask", "一线城市住宿标准是多少？", "--kb", "demo", "--stream"], data,
+                     extra_env={"ZHIWEN_LLM_BASE_URL": llm.base_url, "ZHIWEN_LLM_MAX_RETRIES": "0"})
+    finally:
+        llm.close()
+    assert result.returncode == 0, result.stderr
+    partial, sep, rest = result.stdout.partition("——（大模型中断，以下为从资料中摘录的答案）——")
+    assert sep and partial.strip() == llm.reply[:8], result.stdout
+    answer, _, sources = rest.partition("\n[1] ")
+    assert answer.count("600元") == 1, "the fallback answer is streamed, and not printed a second time"
+    assert "差旅报销制度.md" in sources and "抽取式" in sources
+    assert "已改用抽取式回答" in result.stderr
 
 
 def test_moderation_check_explains_itself(kb_dir):

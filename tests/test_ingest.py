@@ -5,8 +5,9 @@ import shutil
 
 import pytest
 
+from ingest.documents import remove_document
 from ingest.kb import BM25_FILE, FAISS_FILE, KnowledgeBase
-from ingest.pipeline import ingest_paths, remove_document
+from ingest.pipeline import ingest_paths
 from llm.answer import ask
 from retrieval.faiss_store import FaissStore
 from tests.conftest import SAMPLES, write
@@ -162,6 +163,18 @@ def test_simplified_question_finds_traditional_document(sample_kb):
     assert "1小時內通報" in answer.citations[0].quote  # the quote stays the document's own text
 
 
+
+def test_fusion_setting_reaches_the_retriever(sample_kb):
+    settings, _ = sample_kb
+    rrf = settings.model_copy(update={"fusion": "rrf"})
+    with KnowledgeBase.open("kb", settings) as kb:
+        retriever = kb.retriever(rrf)
+        assert retriever.fusion == "rrf"
+        hits = retriever.search("资安事件多久内要通报？", 3).hits
+    assert hits and hits[0].chunk.source.endswith("資訊安全規範.txt")
+    assert all(h.score <= 2 / 61 + 1e-9 for h in hits)  # reciprocal ranks, k=60, two rankings
+
+
 SAMPLE_QUESTIONS = [
     ("一线城市住宿标准是多少？", "差旅报销制度.md", "600元"),
     ("出差回来多久内要提交报销？", "差旅报销制度.md", "15个工作日"),
@@ -223,7 +236,13 @@ def test_edited_document_reuses_embeddings_of_unchanged_chunks(settings, tmp_pat
 
 def test_readers_keep_a_consistent_snapshot_while_a_writer_is_busy(settings, tmp_path):
     from ingest.kb import shared_kb
-    from ingest.pipeline import SourceFile, _embed_with_reuse, _IndexWriter, commit_prepared, prepare_file
+    from ingest.pipeline import (
+        SourceFile,
+        _embed_with_reuse,
+        _IndexWriter,
+        commit_prepared,
+        prepare_file,
+    )
 
     write(tmp_path / "d1" / "一.md", "一线城市每晚不超过600元。")
     ingest_paths([tmp_path / "d1"], "kb", settings)

@@ -15,9 +15,11 @@ from core.settings import load_settings
 from ingest.kb import KnowledgeBase
 from ingest.pipeline import ingest_paths
 from llm.answer import ask, stream_ask
+from llm.chain import FALLBACK_SEPARATOR_ZH
 from llm.citations import parse_citations
 from tests.conftest import SAMPLES, write
 from tests.llm_server import LLMServer, free_port, require_cpu_backend
+from tests.scripted_llm import ScriptedLLM
 
 
 @pytest.fixture(scope="module")
@@ -162,9 +164,29 @@ def test_server_killed_mid_stream_gives_a_clear_error_and_no_hang(kb_settings, t
         assert "error" in kinds, kinds[-5:]
         final = events[-1].answer
         assert final.mode == "extractive" and final.flags["llm_error"]
+        assert "".join(e.text for e in events if e.kind == "token").endswith(final.text), "the fallback is streamed too"
         assert time.monotonic() - t0 < 60
     finally:
         victim.stop()
+
+
+@pytest.mark.parametrize("die_after", [0, 6])
+def test_a_stream_that_dies_streams_the_extractive_answer_after_what_was_shown(kb_settings, die_after):
+    """What a surface shows is the streamed tokens: the partial LLM text (if any), the separator, then the
+    extractive answer that replaces it, the same text as the final answer's."""
+    llm = ScriptedLLM("根据差旅报销制度，一线城市每晚不超过600元[1]。", die_after=die_after)
+    try:
+        s = llm_settings(kb_settings, llm.base_url, llm_max_retries=0)
+        events = list(stream_ask("一线城市住宿标准是多少？", "kb", s))
+    finally:
+        llm.close()
+    final = events[-1].answer
+    assert final.mode == "extractive" and final.flags["llm_error"] and "600元" in final.text
+    streamed = "".join(e.text for e in events if e.kind == "token")
+    if die_after:
+        assert streamed == llm.reply[:die_after] + FALLBACK_SEPARATOR_ZH + final.text
+    else:
+        assert streamed == final.text, "nothing was shown before: no separator, just the answer"
 
 
 def test_out_of_range_marker_is_dropped_and_counted():

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from core.settings import load_settings
+from ingest.documents import remove_document
 from ingest.kb import KnowledgeBase
-from ingest.pipeline import ingest_paths, remove_document
+from ingest.pipeline import ingest_paths
 from llm.answer import ask
 from retrieval.faiss_store import FaissStore
+from retrieval.stores import VectorStore
 from tests.conftest import SAMPLES, write
 
 HAS_MILVUS = importlib.util.find_spec("pymilvus") is not None and importlib.util.find_spec("milvus_lite") is not None
@@ -37,6 +39,7 @@ def unit_vectors(n: int, dim: int = 8) -> np.ndarray:
 def test_store_add_search_filter_remove_persist(kind, tmp_path):
     vectors = unit_vectors(6)
     store = make_store(kind, tmp_path)
+    assert isinstance(store, VectorStore) and store.kind == kind, "every backend implements the protocol"
     store.add(np.arange(10, 16), vectors, [{"doc_id": d, "chunk_id": f"{d}-{i}", "source": f"{d}.md", "page": None, "start": 0, "end": 5}
                                            for i, d in enumerate("aabbcc")])
     assert store.count() == 6

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
-from app.api.keys import create_key, revoke_key
+from core.keys import create_key, revoke_key
 from ingest.pipeline import ingest_paths
 from tests.conftest import SAMPLES, write
 from tests.ui_helpers import login, rendered

@@ -10,7 +10,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.api.keys import create_key
+from core.keys import create_key
 from eval.dataset import QAItem
 from eval.jobs import list_runs, run_status, runs_dir
 from ingest.kb import KnowledgeBase

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from core.errors import LoadError
-from core.models import Chunk, Hit
+from core.models import Chunk, Hit, IngestResult
+from ingest.documents import ingest_upload, reindex_document, remove_document
 from ingest.kb import KnowledgeBase
-from ingest.pipeline import ingest_paths, reindex_document, remove_document
-from ingest.uploads import ingest_upload, safe_filename, stored_upload
+from ingest.pipeline import ingest_paths
+from ingest.uploads import safe_filename, stored_upload
 from llm.answer import ask
 from tests.conftest import SAMPLES
 from tests.test_loaders import make_pdf
@@ -94,17 +95,16 @@ def bomb_300mb() -> bytes:
     return zeros_docx(300)
 
 
-def refused(settings, name: str, data: bytes, match: str, **overrides) -> LoadError:
-    """Upload, expect a refusal naming the file, and check nothing was stored or catalogued."""
+def refused(settings, name: str, data: bytes, match: str, **overrides) -> IngestResult:
+    """Upload, expect a failed result naming the file (reason, then the hint in full-width brackets),
+    and check nothing was stored or catalogued."""
     before_files, before_docs = stored_files(settings), set(documents(settings))
     s = settings.model_copy(update=overrides) if overrides else settings
-    with pytest.raises(LoadError) as info:
-        ingest_upload(KB, name, data, s)
-    error = info.value
-    assert re.search(match, error.reason), error.reason
-    assert error.source == safe_filename(name) and error.source in str(error)
+    result = ingest_upload(KB, name, data, s)
+    assert result.status == "failed" and re.search(match, result.reason), result.reason
+    assert result.source == safe_filename(name)
     assert stored_files(settings) == before_files and set(documents(settings)) == before_docs
-    return error
+    return result
 
 
 # -- storage and names -----------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def test_executables_images_archives_and_junk_are_refused_by_content(settings):
     supported = "PDF.*docx.*txt"
 
     err = refused(settings, "手册.pdf", elf, r"内容不是 PDF.*ELF")
-    assert re.search(supported, err.hint)
+    assert re.search(supported, err.reason.split("（", 1)[1])
     refused(settings, "说明.txt", elf, r"内容不是文本.*ELF")
     refused(settings, "假的.pdf", pe, r"内容不是 PDF.*Windows")
     refused(settings, "随机.txt", junk, r"内容不是文本.*二进制")
@@ -217,7 +217,7 @@ def test_executables_images_archives_and_junk_are_refused_by_content(settings):
             r"内容不是 DOCX.*Excel")
     refused(settings, "资料.docx", zip_bytes({"a.txt": POLICY.encode()}), r"内容不是 DOCX.*ZIP")
     err = refused(settings, "年报.pdf", b"<!DOCTYPE html><html><body><h1>404 Not Found</h1></body></html>", r"内容不是 PDF.*HTML")
-    assert "下载" in err.hint
+    assert "下载" in err.reason.split("（", 1)[1]
     refused(settings, "空.txt", b"  \n\t ", r"文件为空")
     assert documents(settings) == {}
 
@@ -225,7 +225,7 @@ def test_executables_images_archives_and_junk_are_refused_by_content(settings):
 def test_size_is_checked_before_anything_else(settings):
     s = settings.model_copy(update={"upload_max_mb": 1})
     err = refused(settings, "大文件.md", POLICY.encode() * (MB // len(POLICY.encode()) + 1), r"文件太大.*1 MB", upload_max_mb=1)
-    assert "upload_max_mb" in err.hint
+    assert "upload_max_mb" in err.reason.split("（", 1)[1]
     refused(settings, "大程序.txt", b"\x7fELF" + bytes(MB), r"文件太大", upload_max_mb=1)  # too big, before "not text"
     exactly = POLICY.encode() + b" " * (MB - len(POLICY.encode()))
     assert len(exactly) == MB and ingest_upload(KB, "刚好.md", exactly, s).status == "indexed", "the limit itself is allowed"
@@ -305,8 +305,9 @@ def test_changes_to_one_uploaded_document_wait_for_each_other(settings, monkeypa
     assert ingest_upload(KB, "规定.md", POLICY.encode(), settings).status == "indexed"
     monkeypatch.setattr(ingest.uploads, "LOCK_TIMEOUT_S", 0.2)
     with ingest.uploads.upload_lock(KB, "上传/规定.md", settings):
-        for change in (lambda: ingest_upload(KB, "规定.md", (POLICY + "新增一条。").encode(), settings),
-                       lambda: reindex_document(KB, "上传/规定.md", settings),
+        busy = ingest_upload(KB, "规定.md", (POLICY + "新增一条。").encode(), settings)
+        assert busy.status == "failed" and "同名文件正在导入" in busy.reason, "an upload reports it, as a result"
+        for change in (lambda: reindex_document(KB, "上传/规定.md", settings),
                        lambda: remove_document(KB, "上传/规定.md", settings)):
             with pytest.raises(LoadError, match="同名文件正在导入"):
                 change()

@@ -16,8 +16,8 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from app.api.keys import ApiKey, verify
 from app.api.metrics import RATE_LIMITED
+from core.keys import ApiKey, verify
 from core.settings import Settings
 
 

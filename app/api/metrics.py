@@ -1,5 +1,5 @@
 """Prometheus metrics of the API process (GET /metrics): request latency, answers and their tokens,
-retrieval hits, moderation actions, ingested files.
+answer-cache hits, retrieval hits, moderation actions, ingested files.
 
 Moderation is counted through core.events, so moderation/ never imports prometheus_client.
 """
@@ -20,6 +20,7 @@ REQUEST_SECONDS = Histogram(
     ["method", "route", "status"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 ANSWERS = Counter("zhiwen_answers_total", "Answers given", ["kb", "mode", "refused"])
+ANSWER_CACHE_HITS = Counter("zhiwen_answer_cache_hits_total", "Answers served from the answer cache (no LLM call)", ["kb"])
 ANSWER_TOKENS = Counter("zhiwen_answer_tokens_total", "Tokens (jieba) in the answers given", ["kb"])
 RETRIEVAL_HITS = Histogram("zhiwen_retrieval_hits", "Passages retrieved per question", ["kb"], buckets=(0, 1, 2, 3, 5, 10, 20, 50))
 CITATIONS = Counter("zhiwen_citations_total", "Citations in the answers given", ["kb"])
@@ -30,6 +31,8 @@ RATE_LIMITED = Counter("zhiwen_rate_limited_total", "Requests refused by the per
 
 def observe_answer(kb: str, answer: Answer) -> None:
     ANSWERS.labels(kb, answer.mode, str(answer.refused).lower()).inc()
+    if answer.flags.get("cached"):
+        ANSWER_CACHE_HITS.labels(kb).inc()
     ANSWER_TOKENS.labels(kb).inc(count_tokens(answer.text))
     RETRIEVAL_HITS.labels(kb).observe(len(answer.flags.get("retrieved", [])))
     CITATIONS.labels(kb).inc(len(answer.citations))

@@ -1,7 +1,7 @@
 """Knowledge bases and their documents: list, create, delete; upload, delete, re-index documents.
 
 Roles: read to list and look, write to change documents, admin to create or delete a knowledge base.
-Uploads go through ingest.uploads.ingest_upload, the same hardened path the web UI uses.
+Uploads go through ingest.documents.ingest_upload, the same hardened path the web UI uses.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import Caller, Config, require
 from app.api.metrics import observe_ingest
-from core.errors import DocumentNotFound, KnowledgeBaseNotFound, LoadError
+from core.errors import DocumentNotFound, KnowledgeBaseNotFound
 from core.models import Document, IngestResult, KnowledgeBaseInfo
 from core.settings import Settings
+from ingest.documents import ingest_upload, reindex_document, remove_document
 from ingest.kb import KnowledgeBase, delete_kb, list_kbs, validate_name
-from ingest.pipeline import reindex_document, remove_document
 
 router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge bases"])
 
@@ -110,8 +110,6 @@ def upload_documents(kb: str, files: Annotated[list[UploadFile], File(descriptio
                      key: Caller, settings: Config) -> UploadResults:
     """Each file gets its own result; a refused file (too big, wrong content, archive bomb) is reported
     as failed with the reason, and the others still go in. A missing knowledge base needs admin."""
-    from ingest.uploads import ingest_upload
-
     require(key, kb, "write")
     try:
         _info(kb, settings)
@@ -122,10 +120,7 @@ def upload_documents(kb: str, files: Annotated[list[UploadFile], File(descriptio
     for f in files:
         name = f.filename or "upload"
         data = f.file.read(limit + 1)  # never more than the limit in memory
-        try:
-            result = ingest_upload(kb, name, data, settings, content_type=f.content_type)
-        except LoadError as exc:
-            result = IngestResult(source=name, status="failed", reason=exc.reason + (f"（{exc.hint}）" if exc.hint else ""))
+        result = ingest_upload(kb, name, data, settings, content_type=f.content_type)  # refused: status "failed"
         observe_ingest(kb, result)
         results.append(result)
     return UploadResults(data=results)

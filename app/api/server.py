@@ -1,6 +1,6 @@
 """`zhiwen api`: FastAPI over the same core functions the CLI and the web UI call.
 
-Authentication: ``Authorization: Bearer zw-…`` API keys (app.api.keys) with roles per knowledge base,
+Authentication: ``Authorization: Bearer zw-…`` API keys (core.keys) with roles per knowledge base,
 required unless the server runs with auth off (the default only on 127.0.0.1); per-key rate limits.
 Errors use the OpenAI error shape, ``{"error": {"message", "type", "code"}}``, so OpenAI clients show
 them. Routes live in routes_chat (OpenAI protocol), routes_kb (knowledge bases, documents) and

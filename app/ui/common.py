@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
-from app.api.keys import ApiKey
 from app.ui.i18n import lang, t
 from core.errors import ZhiwenError
+from core.keys import ApiKey
 from core.settings import Settings, load_settings
 from ingest.kb import list_kbs
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.api.keys import ApiKey, verify
 from app.ui.common import SESSION_KEY
 from app.ui.i18n import t
+from core.keys import ApiKey, verify
 from core.settings import Settings
 
 SESSION_TOKEN = "zw-api-token"

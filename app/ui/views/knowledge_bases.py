@@ -18,12 +18,12 @@ from app.ui.common import (
     require,
 )
 from app.ui.i18n import lang, t
-from core.errors import LoadError, ZhiwenError
+from core.errors import ZhiwenError
 from core.models import IngestResult
+from ingest.documents import ingest_upload, reindex_document, remove_document
 from ingest.kb import KnowledgeBase, delete_kb
 from ingest.loaders import SUPPORTED_SUFFIXES
-from ingest.pipeline import reindex_document, remove_document
-from ingest.uploads import ingest_upload, safe_filename
+from ingest.uploads import safe_filename
 
 settings = base_settings()
 st.title(t("nav_kb"))
@@ -102,10 +102,7 @@ if ingest_clicked:
     for done, f in enumerate(uploads):
         shown = safe_filename(f.name) or t("unnamed")
         body.progress(done / len(uploads), text=t("ingesting", name=shown, done=done, total=len(uploads)))
-        try:
-            results.append(ingest_upload(kb, f.name, f.getvalue(), settings, content_type=f.type))
-        except LoadError as exc:
-            results.append(IngestResult(source=shown, status="failed", reason=f"{exc.reason}{'（' + exc.hint + '）' if exc.hint else ''}"))
+        results.append(ingest_upload(kb, f.name, f.getvalue(), settings, content_type=f.type))  # refused: "failed"
     body.progress(1.0, text=t("ingest_done", total=len(uploads)))
     st.session_state["last-ingest"] = [r.model_dump() for r in results]
     st.session_state["uploads-done"] = st.session_state.get("uploads-done", 0) + 1

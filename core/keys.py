@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from core.atomic import atomic_write_bytes
 from core.errors import ZhiwenError
 from core.settings import Settings
-from retrieval.atomic import atomic_write_bytes
 
 ROLES = {"read": 1, "write": 2, "admin": 3}
 _lock = threading.Lock()
