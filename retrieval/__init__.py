@@ -1,1 +1,3 @@
-"""Retrieval: embedders, vector stores, BM25, fusion and the hybrid retriever. Depends on core only."""
+"""Retrieval: embedders, the ``VectorStore`` protocol and its FAISS and Milvus stores, BM25, fusion (with a
+dense weight gated on BM25 coverage), the hybrid retriever and the calibrated answerability that turns
+"nothing relevant" into a refusal. Depends on core only."""
