@@ -17,7 +17,7 @@ from ingest.kb import KnowledgeBase, shared_kb
 from llm.cache import AnswerCache, cache_key
 from llm.chain import History, RagChain, StreamEvent
 from llm.extractive import extractive_answer
-from llm.followup import standalone_query
+from llm.followup import search_follow_up, standalone_query
 from llm.guard import moderate_question, moderate_stream
 from llm.refusal import refusal_message
 from moderation.moderator import moderator_for
@@ -36,20 +36,22 @@ def extractive_ask(retriever: HybridRetriever, question: str, settings: Settings
     the earlier question(s); a new topic is searched alone (llm.followup decides)."""
     t0 = time.perf_counter()
     query = standalone_query(question, history or [])
-    result = retriever.search(query, settings.top_k)
+    result, searched = search_follow_up(retriever, question, query, settings.top_k)
     timings = dict(result.timings_ms)
     relevant = result.relevant
     if not relevant:
         answer = Answer(text=refusal_message(question), refused=True, mode="extractive")
     else:
         t1 = time.perf_counter()
+        # The sentence is picked with the joined query even when the follow-up's own words found the
+        # passages: "多久内…通报" comes from the earlier question, "资安事件" from this one.
         answer = extractive_answer(query, relevant, settings.extractive_max_sentences, idf=retriever.bm25.idf)
         timings["answer"] = (time.perf_counter() - t1) * 1000
     answer.flags["best_relevance"] = round(result.best_relevance, 4)
     answer.flags["relevance_floor"] = round(result.floor, 4)
     answer.flags["retrieved"] = [h.chunk.id for h in result.hits]
-    if query != question:
-        answer.flags["standalone_question"] = query
+    if searched != question:
+        answer.flags["standalone_question"] = searched
     answer.timings_ms = {**timings, "total": (time.perf_counter() - t0) * 1000}
     return answer
 

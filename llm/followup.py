@@ -23,6 +23,7 @@ this module, so the CLI, the web UI and the HTTP API decide the same way.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from core.text import fold, stop_words, word_spans
 
@@ -49,9 +50,16 @@ _ELLIPSIS_MAX_CONTENT = 2
 _MAX_TURNS_BACK = 3
 
 
+_THAT_WORDS = tuple(w for w in _REFERENCES_ZH if w.startswith("那") and len(w) > 1)
+
+
 def _words(text: str) -> list[str]:
-    """jieba words of the folded text, without whitespace and punctuation."""
-    return [w for w, _, _ in word_spans(fold(text)) if any(ch.isalnum() for ch in w)]
+    """jieba words of the folded text, without whitespace and punctuation. A leading 那 is cut off first:
+    jieba glues it to an unknown next word ("那资安事件呢" → 那资安/事件)."""
+    folded = fold(text).strip()
+    if folded.startswith("那") and not folded.startswith(_THAT_WORDS):
+        folded = "那 " + folded[1:]
+    return [w for w, _, _ in word_spans(folded) if any(ch.isalnum() for ch in w)]
 
 
 def content_words(question: str) -> list[str]:
@@ -99,3 +107,30 @@ def keeps_content_words(rewrite: str, question: str) -> bool:
     ("客户投诉多久内要给出处理方案？" for "那资安事件呢？") drops them and is not used."""
     folded = fold(rewrite)
     return all(w in folded for w in content_words(question))
+
+
+def holds_own_words(text: str, question: str) -> bool:
+    """Whether a passage mentions every content word of the question itself (both folded)."""
+    folded = fold(text)
+    return all(w in folded for w in content_words(question))
+
+
+def search_follow_up(retriever: Any, question: str, query: str, top_k: int) -> tuple[Any, str]:
+    """Retrieval for a turn whose standalone ``query`` joins earlier questions to ``question``.
+
+    Joined, the earlier topic's words can outvote the follow-up's own: "客户投诉多久内要给出处理方案？
+    那资安事件呢？" ranks the complaint passage first, and no passage that clears the floor mentions
+    资安事件. Then the follow-up's own words are searched alone, and their result is used when one of
+    its relevant passages holds them (the words alone, so "那…呢" does not dilute them). A joined query whose relevant passages do hold the follow-up's
+    words ("网关默认用哪个端口…？ 那管理控制台呢？") is kept: the earlier question supplies what is
+    asked. Returns the result and the query it came from."""
+    result = retriever.search(query, top_k)
+    if query == question or not content_words(question):
+        return result, query
+    if any(holds_own_words(h.chunk.text, question) for h in result.relevant):
+        return result, query
+    own = " ".join(content_words(question))  # "资安 事件", without 那…呢
+    alone = retriever.search(own, top_k)
+    if any(holds_own_words(h.chunk.text, question) for h in alone.relevant):
+        return alone, own
+    return result, query

@@ -134,3 +134,23 @@ def test_a_real_follow_up_still_uses_the_conversation(kb):
     answer = _converse(kb, "网关默认用哪个端口处理业务流量？", "那管理控制台呢？")
     assert answer.flags["standalone_question"] == "网关默认用哪个端口处理业务流量？ 那管理控制台呢？"
     assert "9090" in answer.text and _sources(answer) == {"知问网关产品说明.html"}, answer.text
+
+
+@pytest.mark.parametrize(
+    "first, second, source, old_source",
+    [
+        ("客户投诉多久内要给出处理方案？", "那资安事件呢？", "資訊安全規範.txt", "客户服务规范.pdf"),
+        ("如何重置API Key？", "那客服热线呢？", "客户服务规范.pdf", "常见问题.csv"),
+    ],
+)
+def test_a_new_subject_in_follow_up_form_is_found_by_its_own_words(kb, first, second, source, old_source):
+    """"那资安事件呢？" leans on the earlier question for what is asked, but its subject is new: when no
+    relevant passage of the joined query mentions it, its own words are searched (llm.followup)."""
+    answer = _converse(kb, first, second)
+    assert not answer.refused and source in _sources(answer) and old_source not in _sources(answer), answer.text
+    assert answer.flags["standalone_question"] != f"{first} {second}"
+
+
+def test_a_leading_na_is_not_glued_to_the_next_word():
+    assert content_words("那资安事件呢？") == ["资安", "事件"]
+    assert content_words("那个按钮在哪？") == ["按钮"]  # 那个 is a word of its own
