@@ -29,6 +29,14 @@ class KnowledgeBaseNotFound(ZhiwenError):
         )
 
 
+class KnowledgeBaseExists(ZhiwenError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"知识库 “{name}” 已存在 (knowledge base '{name}' already exists); 换一个名字，或直接向它上传文档。"
+        )
+
+
 class DocumentNotFound(ZhiwenError):
     def __init__(self, kb: str, source: str) -> None:
         super().__init__(

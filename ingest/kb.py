@@ -17,7 +17,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from core.errors import InvalidName, KnowledgeBaseNotFound
+from core.errors import InvalidName, KnowledgeBaseExists, KnowledgeBaseNotFound
 from core.models import KnowledgeBaseInfo
 from core.settings import Settings
 from ingest.catalog import Catalog, utcnow
@@ -279,6 +279,15 @@ def list_kbs(settings: Settings) -> list[KnowledgeBaseInfo]:
             with KnowledgeBase.open(d.name, settings) as kb:
                 out.append(kb.info())
     return out
+
+
+def create_kb(name: str, settings: Settings) -> KnowledgeBaseInfo:
+    """A new, empty knowledge base; an existing name is an error (KnowledgeBaseExists), the same on every
+    surface (the API answers 409, the UI and CLI say so), never a silent reuse."""
+    if (settings.kbs_dir / validate_name(name) / CATALOG_FILE).exists():
+        raise KnowledgeBaseExists(name)
+    with KnowledgeBase.open(name, settings, create=True) as kb:
+        return kb.info()
 
 
 def delete_kb(name: str, settings: Settings) -> None:

@@ -60,6 +60,9 @@ def test_kb_page_creates_lists_and_deletes(data_dir):
     at.button[0].click().run()  # the form's submit button
     assert at.success[0].value.startswith("已创建")
     assert at.selectbox(key="kb").value == "手册"
+    at.text_input(key="new-kb-name").set_value("手册")
+    at.button[0].click().run()  # the same name again: an error, as the API's 409, not a silent success
+    assert not at.success and "已存在" in at.error[0].value
     at.checkbox(key="confirm-delete-手册").check().run()
     [b for b in at.button if b.label == "删除整个知识库"][0].click().run()
     assert not (data_dir.kbs_dir / "手册").exists()

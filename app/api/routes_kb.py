@@ -14,11 +14,11 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import Caller, Config, require
 from app.api.metrics import observe_ingest
-from core.errors import DocumentNotFound, KnowledgeBaseNotFound
+from core.errors import DocumentNotFound, KnowledgeBaseExists, KnowledgeBaseNotFound
 from core.models import Document, IngestResult, KnowledgeBaseInfo
 from core.settings import Settings
 from ingest.documents import ingest_upload, reindex_document, remove_document
-from ingest.kb import KnowledgeBase, delete_kb, list_kbs, validate_name
+from ingest.kb import KnowledgeBase, create_kb, delete_kb, list_kbs, validate_name
 
 router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge bases"])
 
@@ -77,13 +77,10 @@ def list_knowledge_bases(key: Caller, settings: Config) -> KnowledgeBaseList:
 def create_knowledge_base(body: NewKnowledgeBase, key: Caller,
                           settings: Config) -> KnowledgeBaseOut:
     require(key, body.name, "admin")
-    name = validate_name(body.name)
     try:
-        _info(name, settings)
-    except KnowledgeBaseNotFound:
-        with KnowledgeBase.open(name, settings, create=True) as kb:
-            return KnowledgeBaseOut.of(kb.info())
-    raise HTTPException(409, f"知识库 {name} 已存在 (already exists)")
+        return KnowledgeBaseOut.of(create_kb(validate_name(body.name), settings))
+    except KnowledgeBaseExists as exc:
+        raise HTTPException(409, str(exc)) from exc
 
 
 @router.get("/{kb}", response_model=KnowledgeBaseOut)

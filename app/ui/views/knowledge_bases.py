@@ -21,7 +21,7 @@ from app.ui.i18n import lang, t
 from core.errors import ZhiwenError
 from core.models import IngestResult
 from ingest.documents import ingest_upload, reindex_document, remove_document
-from ingest.kb import KnowledgeBase, delete_kb
+from ingest.kb import KnowledgeBase, create_kb, delete_kb
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.uploads import safe_filename
 
@@ -35,7 +35,7 @@ if can_create_kb():  # admin on "*" or on the new name (checked on submit)
         if st.form_submit_button(t("create")) and new_name.strip():
             try:
                 require(new_name.strip(), "admin")
-                KnowledgeBase.open(new_name.strip(), settings, create=True).close()
+                create_kb(new_name.strip(), settings)  # an existing name is an error here too, as in the API
                 st.session_state["kb"] = new_name.strip()
                 st.success(t("created", name=new_name.strip()))
             except ZhiwenError as exc:
