@@ -1,16 +1,28 @@
-"""What every `zhiwen` command module shares: the consoles, settings loading, error exits, progress lines
-for logs and pipes, confirmation prompts and "did you mean …?" for knowledge-base names."""
+"""What every `zhiwen` command module shares: the consoles, settings loading, error exits, progress bars
+(with progress lines for logs and pipes), the B − A compare table, confirmation prompts and "did you mean …?"
+for knowledge-base names. Kept in one place so the command modules (app/cli.py, app/cli_*.py,
+app/finetune_cli.py) look and fail alike without repeating each other."""
 
 from __future__ import annotations
 
 import difflib
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 import typer
 import typer.rich_utils
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
 from rich.text import Text
 
 from core.errors import KnowledgeBaseNotFound, ZhiwenError
@@ -118,3 +130,44 @@ class LineProgress:
         if done == total or done - self._last_done >= every or now - self._last_time >= self.seconds:
             err.print(self.template.format(done=done, total=total if total is not None else "?"), highlight=False)
             self._last_done, self._last_time = done, now
+
+
+def progress_bar(label: str, *, live: bool | None = None, description: bool = False) -> Progress:
+    """A transient bar on stderr: "label ━━━ 3/10 0:00:05" (then the task's description, if asked for).
+    Hidden unless ``live`` (default: stderr is a terminal)."""
+    columns = [TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    if description:
+        columns.append(TextColumn("{task.description}"))
+    return Progress(*columns, console=err, disable=not (sys.stderr.isatty() if live is None else live), transient=True)
+
+
+@contextmanager
+def counted_progress(label: str, lines: str, *, live: bool | None = None,
+                     description: bool = False) -> Iterator[Callable[..., None]]:
+    """A live bar on a terminal, LineProgress lines (template ``lines``) everywhere else. Yields
+    ``update(done, total, description=None)`` for the work's progress callback."""
+    live = sys.stderr.isatty() if live is None else live
+    line_progress = LineProgress(lines, enabled=not live)
+    with progress_bar(label, live=live, description=description) as progress:
+        task = progress.add_task("", total=None)
+
+        def update(done: int, total: int | None, description: str | None = None) -> None:
+            if description is None:
+                progress.update(task, completed=done, total=total)
+            else:
+                progress.update(task, completed=done, total=total, description=description)
+            line_progress(done, total)
+
+        yield update
+
+
+def compare_table(columns: Iterable[str], rows: Iterable[tuple]) -> Table:
+    """Metric rows ``(name, a, b, delta)`` side by side: latencies in whole ms, the rest to three decimals;
+    a delta is green when it is better (higher, or lower for a latency) and red when worse."""
+    table = Table(*columns)
+    for name, a, b, delta in rows:
+        fmt = (lambda v: "–" if v is None else f"{v:.0f}") if name.startswith("latency") else (lambda v: "–" if v is None else f"{v:.3f}")
+        colour = "" if delta is None or delta == 0 else ("green" if (delta > 0) != name.startswith("latency") else "red")
+        shown = f"{'+' if (delta or 0) > 0 else ''}{fmt(delta)}"
+        table.add_row(name, fmt(a), fmt(b), f"[{colour}]{shown}[/]" if colour else shown)
+    return table

@@ -14,16 +14,10 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import Progress
 from rich.table import Table
 
-from app.cli_common import console, err, kb_names
+from app.cli_common import compare_table, console, err, kb_names, progress_bar
 from app.cli_common import fail as _fail
 from app.cli_common import settings_or_exit as _settings
 from core.errors import KnowledgeBaseNotFound, ZhiwenError
@@ -35,8 +29,7 @@ finetune_app = typer.Typer(help="LoRA 微调 (LoRA fine-tuning): prepare / train
 
 
 def _progress(label: str) -> Progress:
-    return Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.description}"), console=err, disable=not sys.stderr.isatty(), transient=True)
+    return progress_bar(label, description=True)
 
 
 def _quiet() -> None:
@@ -268,11 +261,6 @@ def evaluate(
             )
     except ZhiwenError as exc:
         _fail(exc)
-    table = Table("指标 metric", f"基础 base ({escape(base_name)})", f"适配器 adapter ({escape(adapter_name)})", "差 Δ")
-    for metric, a, b, delta in comparison.rows:
-        fmt = (lambda v: "–" if v is None else f"{v:.0f}") if metric.startswith("latency") else (lambda v: "–" if v is None else f"{v:.3f}")
-        colour = "" if delta is None or delta == 0 else ("green" if (delta > 0) != metric.startswith("latency") else "red")
-        shown = f"{'+' if (delta or 0) > 0 else ''}{fmt(delta)}"
-        table.add_row(metric, fmt(a), fmt(b), f"[{colour}]{shown}[/]" if colour else shown)
-    console.print(table)
+    console.print(compare_table(("指标 metric", f"基础 base ({escape(base_name)})", f"适配器 adapter ({escape(adapter_name)})", "差 Δ"),
+                                comparison.rows))
     console.print(f"对比报告 (comparison): {escape(str(out / 'comparison.md'))}")
