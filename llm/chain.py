@@ -26,7 +26,12 @@ from llm.citations import parse_citations
 from llm.client import LLMUnavailable, make_chat_model
 from llm.extractive import extractive_answer
 from llm.followup import depends_on_history, keeps_content_words, standalone_query
-from llm.prompts import ANSWER_PROMPT, CONDENSE_PROMPT, format_sources
+from llm.prompts import (
+    ANSWER_PROMPT,
+    CONDENSE_PROMPT,
+    format_sources,
+    neutralise_control_tokens,
+)
 from llm.refusal import is_model_refusal, refusal_message
 from retrieval.retriever import HybridRetriever, RetrievalResult
 
@@ -53,7 +58,7 @@ class _CallCounter(BaseCallbackHandler):
 def history_messages(history: History) -> list[BaseMessage]:
     messages: list[BaseMessage] = []
     for q, a in history:
-        messages += [HumanMessage(q), AIMessage(a)]
+        messages += [HumanMessage(neutralise_control_tokens(q)), AIMessage(neutralise_control_tokens(a))]
     return messages
 
 
@@ -122,7 +127,8 @@ class RagChain:
         rewrite = ""
         try:
             rewrite = self.condense_chain.invoke(
-                {"history": history_messages(turn.history), "question": turn.question}, config=self._config
+                {"history": history_messages(turn.history), "question": neutralise_control_tokens(turn.question)},
+                config=self._config,
             )
         except _llm_errors():
             pass  # retrieval can still go on with the rule-based query below
@@ -145,7 +151,8 @@ class RagChain:
         return Answer(text=refusal_message(turn.question), refused=True, mode="llm", model=self.settings.llm_model)
 
     def _prompt_input(self, turn: _Turn) -> dict[str, Any]:
-        return {"history": history_messages(turn.history), "sources": format_sources(turn.relevant), "question": turn.question}
+        return {"history": history_messages(turn.history), "sources": format_sources(turn.relevant),
+                "question": neutralise_control_tokens(turn.question)}
 
     def _answer_chunks(self, turn: _Turn) -> Iterator[Any]:
         """The model's stream. A server that dies before its first content chunk makes LangChain raise

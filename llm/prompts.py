@@ -46,9 +46,24 @@ CONDENSE_PROMPT = ChatPromptTemplate.from_messages(
 _FENCE_LIKE = re.compile(r"[<‹＜]{3,}|[>›＞]{3,}")
 
 
+# Chat-template control tokens (ChatML/Qwen <|im_start|>, Llama 3 <|eot_id|>, Llama 2 [INST] <<SYS>> <s>):
+# sent verbatim, a llama.cpp or vLLM server parses them as special tokens, and a document (or a question)
+# could close the user turn and open a "system" one. Their brackets are swapped for look-alikes that are
+# plain text to every tokenizer; the words stay readable.
+_CONTROL_TOKEN = re.compile(r"<\|[^<>|\n]{1,40}\|>|\[/?INST\]|<</?SYS>>|</?s>", re.IGNORECASE)
+_LOOKALIKE = str.maketrans({"<": "‹", ">": "›", "[": "［", "]": "］"})
+
+
+def neutralise_control_tokens(text: str) -> str:
+    """Text that goes into a prompt with no chat-template control token left in it (see above)."""
+    return _CONTROL_TOKEN.sub(lambda m: m.group(0).translate(_LOOKALIKE), text)
+
+
 def _as_data(text: str) -> str:
     """Document text can neither close its source block nor open one: runs of 3+ angle brackets
-    (ASCII or full-width) become guillemets, so only the prompt's own <<< and >>> are delimiters."""
+    (ASCII or full-width) become guillemets, so only the prompt's own <<< and >>> are delimiters; and
+    it carries no chat-template control token."""
+    text = neutralise_control_tokens(text)
     return _FENCE_LIKE.sub(lambda m: ("‹" if m.group(0)[0] in "<‹＜" else "›") * len(m.group(0)), text)
 
 
