@@ -105,14 +105,12 @@ def keeps_content_words(rewrite: str, question: str) -> bool:
     """Whether an LLM's standalone rewrite still asks the new question: every content word of the
     question appears in the rewrite (both folded). A small model that drifts back to the previous topic
     ("客户投诉多久内要给出处理方案？" for "那资安事件呢？") drops them and is not used."""
-    folded = fold(rewrite)
-    return all(w in folded for w in content_words(question))
+    return _mentions_all(rewrite, content_words(question))
 
 
-def holds_own_words(text: str, question: str) -> bool:
-    """Whether a passage mentions every content word of the question itself (both folded)."""
+def _mentions_all(text: str, words: list[str]) -> bool:
     folded = fold(text)
-    return all(w in folded for w in content_words(question))
+    return all(w in folded for w in words)
 
 
 def search_follow_up(retriever: Any, question: str, query: str, top_k: int) -> tuple[Any, str]:
@@ -125,12 +123,11 @@ def search_follow_up(retriever: Any, question: str, query: str, top_k: int) -> t
     words ("网关默认用哪个端口…？ 那管理控制台呢？") is kept: the earlier question supplies what is
     asked. Returns the result and the query it came from."""
     result = retriever.search(query, top_k)
-    if query == question or not content_words(question):
+    words = content_words(question) if query != question else []
+    if not words or any(_mentions_all(h.chunk.text, words) for h in result.relevant):
         return result, query
-    if any(holds_own_words(h.chunk.text, question) for h in result.relevant):
-        return result, query
-    own = " ".join(content_words(question))  # "资安 事件", without 那…呢
+    own = " ".join(words)  # "资安 事件", without 那…呢
     alone = retriever.search(own, top_k)
-    if any(holds_own_words(h.chunk.text, question) for h in alone.relevant):
+    if any(_mentions_all(h.chunk.text, words) for h in alone.relevant):
         return alone, own
     return result, query
