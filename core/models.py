@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Document(BaseModel):
@@ -56,6 +56,39 @@ class Citation(BaseModel):
     score: float
 
 
+class ModerationAction(BaseModel):
+    """One moderation finding acted on while answering (the question's or the answer's)."""
+
+    surface: str  # "question" | "answer"
+    category: str
+    rule_id: str
+    action: str  # "block" | "mask" | "warn" | "log"
+
+
+class AnswerFlags(BaseModel):
+    """What happened on the way to an answer. Every surface reads these by name (the CLI's notes, the UI's
+    warnings, the API's ``zhiwen.flags``, eval records), so they are typed fields, not a free dict: setting
+    a misspelt flag is an error, not a silent ``None``. Unknown keys in stored answers (a conversation saved
+    by an older version) are ignored on load rather than making the conversation unreadable."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    cached: bool = False  # served from the answer cache: no retrieval, no LLM call
+    llm_calls: int = 0  # LLM requests this answer cost (rewrite + answer)
+    llm_error: str | None = None  # the LLM failed; the answer is the extractive fallback, and why
+    truncated: bool = False  # the LLM stopped at llm_max_tokens, not by itself
+    model_refused: bool = False  # the LLM itself said the sources do not answer
+    uncited: bool = False  # an LLM answer with no valid [n] marker
+    uncited_sources: list[str] = Field(default_factory=list)  # chunk ids the uncited answer was given
+    dropped_markers: int = 0  # [n] markers that pointed at no source and were removed
+    standalone_question: str | None = None  # what was searched, when not the question as asked
+    rejected_rewrite: str | None = None  # an LLM rewrite of a follow-up that lost the question's words
+    best_relevance: float | None = None  # the best passage's calibrated relevance
+    relevance_floor: float | None = None  # the floor below which nothing counts as relevant
+    retrieved: list[str] = Field(default_factory=list)  # chunk ids retrieved, best first
+    moderation: list[ModerationAction] = Field(default_factory=list)
+
+
 class Answer(BaseModel):
     text: str
     refused: bool = False
@@ -63,10 +96,11 @@ class Answer(BaseModel):
     model: str | None = None
     citations: list[Citation] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
-    flags: dict[str, Any] = Field(default_factory=dict)
+    flags: AnswerFlags = Field(default_factory=AnswerFlags)
 
     def to_public_json(self) -> dict[str, Any]:
-        """The stable `zhiwen ask --json` shape."""
+        """The one public shape of an answer: `zhiwen ask --json`, the API's ``zhiwen`` field (streamed
+        and not) and eval records all carry exactly this."""
         return {
             "answer": self.text,
             "refused": self.refused,
@@ -74,6 +108,7 @@ class Answer(BaseModel):
             "model": self.model,
             "citations": [c.model_dump() for c in self.citations],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "flags": self.flags.model_dump(mode="json"),
         }
 
 

@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     serve_gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     serve_context_length: int = Field(4096, ge=512)
 
-    # Uploads (UI and API): the size of one file, and for zip-based formats (.docx) the unpacked size and
+    # Uploads (UI and API): the size of one file, and for zip-based formats (.docx .pptx .xlsx) the unpacked size and
     # compression ratio above which the file is refused as a likely archive bomb.
     upload_max_mb: int = Field(50, ge=1, le=2048)
     upload_max_unpacked_mb: int = Field(200, ge=1)

@@ -18,6 +18,7 @@ from typing import Any
 
 from core.atomic import atomic_write_bytes
 from core.errors import ZhiwenError
+from core.services import Services
 from core.settings import Settings
 from eval.dataset import QAItem, write_dataset
 from eval.report import write_report
@@ -26,7 +27,6 @@ from ingest.kb import shared_kb
 
 _RUN_ID = re.compile(r"^[0-9a-f]{16}$")
 MAX_RUNNING = 2  # runs at once per server process: each one asks questions as fast as it can
-_running = threading.BoundedSemaphore(MAX_RUNNING)
 REPORT_SETTINGS = {"top_k", "retrieval_mode", "bm25_weight", "dense_weight", "relevance_floor", "chunk_size",
                    "llm_base_url", "llm_model", "llm_temperature"}
 
@@ -53,24 +53,30 @@ def _write_status(folder: Path, status: dict[str, Any]) -> None:
     atomic_write_bytes(folder / "status.json", json.dumps(status, ensure_ascii=False, indent=1).encode())
 
 
-def start_run(kb: str, items: list[QAItem], settings: Settings, workers: int = 1) -> dict[str, Any]:
+def _slots(services: Services) -> threading.BoundedSemaphore:
+    """The run slots of the process that owns ``services`` (the API's or the UI's)."""
+    return services.slot("eval.running", lambda: threading.BoundedSemaphore(MAX_RUNNING))
+
+
+def start_run(kb: str, items: list[QAItem], settings: Settings, services: Services, workers: int = 1) -> dict[str, Any]:
     """Validate, write the dataset, start the run in a background thread; return its first status."""
     if not items:
         raise ZhiwenError("问题集为空 (no questions)")
     ids = [i.id for i in items]
     if len(set(ids)) != len(ids):
         raise ZhiwenError("问题 id 重复 (duplicate question ids)")
-    shared_kb(kb, settings)  # a missing knowledge base fails the request, not the thread
-    if not _running.acquire(blocking=False):
+    shared_kb(kb, settings, services)  # a missing knowledge base fails the request, not the thread
+    slots = _slots(services)
+    if not slots.acquire(blocking=False):
         raise TooManyRuns(f"已有 {MAX_RUNNING} 个评测在运行，请等它们结束 (too many evaluation runs at once)")
     try:
-        return _start(kb, items, settings, workers)
+        return _start(kb, items, settings, services, workers)
     except BaseException:
-        _running.release()
+        slots.release()
         raise
 
 
-def _start(kb: str, items: list[QAItem], settings: Settings, workers: int) -> dict[str, Any]:
+def _start(kb: str, items: list[QAItem], settings: Settings, services: Services, workers: int) -> dict[str, Any]:
     run_id = secrets.token_hex(8)
     folder = runs_dir(settings) / run_id
     folder.mkdir(parents=True)
@@ -78,12 +84,12 @@ def _start(kb: str, items: list[QAItem], settings: Settings, workers: int) -> di
     status = {"id": run_id, "kb": kb, "status": "running", "total": len(items), "done": 0,
               "created_at": time.time(), "finished_at": None, "summary": None, "error": None, "pid": os.getpid()}
     _write_status(folder, status)
-    threading.Thread(target=_run, args=(folder, status, kb, settings, workers), name=f"zhiwen-eval-{run_id}",
+    threading.Thread(target=_run, args=(folder, status, kb, settings, services, workers), name=f"zhiwen-eval-{run_id}",
                      daemon=True).start()
     return status
 
 
-def _run(folder: Path, status: dict[str, Any], kb: str, settings: Settings, workers: int) -> None:
+def _run(folder: Path, status: dict[str, Any], kb: str, settings: Settings, services: Services, workers: int) -> None:
     last_write = 0.0
 
     def progress(_record: Any, done: int, total: int) -> None:
@@ -94,14 +100,15 @@ def _run(folder: Path, status: dict[str, Any], kb: str, settings: Settings, work
             _write_status(folder, status)
 
     try:
-        records = run_eval(folder / "dataset.jsonl", kb, folder, settings, workers=workers, on_progress=progress)
+        records = run_eval(folder / "dataset.jsonl", kb, folder, settings, workers=workers, on_progress=progress,
+                           services=services)
         agg = write_report(folder, records, report_meta(f"eval/runs/{folder.name}/dataset.jsonl", kb, settings))
         summary = {k: v for k, v in agg.items() if not isinstance(v, dict)}
         status.update(status="done", done=len(records), summary=summary)
     except Exception as exc:  # noqa: BLE001 (the run's status must say why it stopped)
         status.update(status="failed", error=f"{type(exc).__name__}: {exc}")
     finally:
-        _running.release()
+        _slots(services).release()
     status["finished_at"] = time.time()
     _write_status(folder, status)
 

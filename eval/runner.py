@@ -19,6 +19,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, Field
 
 from core.errors import ZhiwenError
+from core.services import Services
 from core.settings import Settings
 from eval import metrics as m
 from eval.dataset import QAItem, load_dataset, source_matches
@@ -46,6 +47,7 @@ class EvalRecord(BaseModel):
     metrics: dict[str, float | None] = Field(default_factory=dict)
     best_relevance: float | None = None  # the best hit's relevance, for the refusal trade-off curve
     relevance_floor: float | None = None  # the floor the answer was given under
+    flags: dict[str, Any] = Field(default_factory=dict)  # the answer's public flags (llm_error, uncited, …)
     error: str | None = None
     finished_at: float = 0.0
 
@@ -83,13 +85,13 @@ def score(item: QAItem, record: EvalRecord) -> dict[str, float | None]:
     return out
 
 
-def judge(record: EvalRecord, kb_name: str, settings: Settings, llm: Any) -> dict[str, float | None]:
+def judge(record: EvalRecord, kb_name: str, settings: Settings, llm: Any, services: Services) -> dict[str, float | None]:
     """LLM-as-judge scores for an answered question (see eval.judge)."""
     from eval.judge import answer_relevance, faithfulness
 
     if record.refused or not record.prediction.strip():
         return {}
-    embedder = shared_kb(kb_name, settings).embedder()
+    embedder = shared_kb(kb_name, settings, services).embedder()
     try:
         return {
             "faithfulness": faithfulness(llm, record.prediction, [p["text"] for p in record.retrieved]),
@@ -99,30 +101,32 @@ def judge(record: EvalRecord, kb_name: str, settings: Settings, llm: Any) -> dic
         return {"faithfulness": None, "answer_relevance": None}
 
 
-def ask_one(item: QAItem, kb_name: str, settings: Settings, judge_llm: Any | None = None) -> EvalRecord:
+def ask_one(item: QAItem, kb_name: str, settings: Settings, services: Services, judge_llm: Any | None = None) -> EvalRecord:
     record = EvalRecord(id=item.id, question=item.question, answerable=item.answerable, answers=item.answers,
                         relevant=item.relevant_chunks or item.relevant_sources)
     try:
-        answer = ask(item.question, kb_name, settings)
+        answer = ask(item.question, kb_name, settings, services=services)
     except ZhiwenError as exc:
         record.error = str(exc)
         record.finished_at = time.time()
         return record
-    catalog = shared_kb(kb_name, settings).catalog
+    public = answer.to_public_json()  # the record holds what a user of `ask --json` or the API sees
+    catalog = shared_kb(kb_name, settings, services).catalog
     retrieved = []
-    for chunk_id in answer.flags.get("retrieved", []):
+    for chunk_id in public["flags"]["retrieved"]:
         chunk = catalog.chunk_by_id(chunk_id)
         if chunk is not None:
             retrieved.append({"chunk_id": chunk_id, "source": chunk.source, "text": chunk.text})
-    record.prediction, record.refused, record.mode, record.model = answer.text, answer.refused, answer.mode, answer.model
+    record.prediction, record.refused, record.mode, record.model = public["answer"], public["refused"], public["mode"], public["model"]
     record.retrieved = retrieved
-    record.cited = [{"n": c.n, "chunk_id": c.chunk_id, "source": c.source, "quote": c.quote} for c in answer.citations]
-    record.timings_ms = answer.timings_ms
-    record.best_relevance = answer.flags.get("best_relevance")
-    record.relevance_floor = answer.flags.get("relevance_floor")
+    record.cited = [{k: c[k] for k in ("n", "chunk_id", "source", "quote")} for c in public["citations"]]
+    record.timings_ms = public["timings_ms"]
+    record.flags = public["flags"]
+    record.best_relevance = public["flags"]["best_relevance"]
+    record.relevance_floor = public["flags"]["relevance_floor"]
     record.metrics = score(item, record)
     if judge_llm is not None:
-        record.metrics.update(judge(record, kb_name, settings, judge_llm))
+        record.metrics.update(judge(record, kb_name, settings, judge_llm, services))
     record.finished_at = time.time()
     return record
 
@@ -164,20 +168,28 @@ def run_eval(
     workers: int = 1,
     on_progress: Callable[[EvalRecord, int, int], None] | None = None,
     judge_llm: Any | None = None,
+    services: Services | None = None,
 ) -> list[EvalRecord]:
     """Ask what is not yet in ``out_dir/records.jsonl``; return all records of the dataset, in order.
     ``judge_llm`` (a LangChain chat model) adds the LLM-as-judge scores."""
+    with Services.scoped(services) as scope:
+        return _run_eval(dataset, kb_name, out_dir, settings, limit, workers, on_progress, judge_llm, scope)
+
+
+def _run_eval(dataset: Path, kb_name: str, out_dir: Path, settings: Settings, limit: int | None, workers: int,
+              on_progress: Callable[[EvalRecord, int, int], None] | None, judge_llm: Any | None,
+              services: Services) -> list[EvalRecord]:
     items = load_dataset(dataset)[:limit] if limit else load_dataset(dataset)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"answer_cache_size": 0})
-    shared_kb(kb_name, settings)  # fail now, clearly, if the knowledge base does not exist
+    shared_kb(kb_name, settings, services)  # fail now, clearly, if the knowledge base does not exist
     done = {r.id: r for r in load_records(out_dir) if r.error is None}
     todo = [item for item in items if item.id not in done]
     writer = _RecordWriter(out_dir / RECORDS_FILE)
     finished = len(items) - len(todo)
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="zhiwen-eval") as pool:
-            futures = [pool.submit(ask_one, item, kb_name, settings, judge_llm) for item in todo]
+            futures = [pool.submit(ask_one, item, kb_name, settings, services, judge_llm) for item in todo]
             for future in as_completed(futures):
                 record = future.result()
                 writer.write(record)

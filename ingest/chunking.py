@@ -4,6 +4,16 @@ Sizes are counted in jieba tokens (see core.text.count_tokens). A chunk never cu
 unless that sentence alone is longer than the chunk size; then it is cut on jieba word boundaries.
 Chunks never span two pages or cross a heading: a heading starts a new chunk and sets the heading path.
 Overlap repeats the previous chunk's last whole sentences, up to ``overlap`` tokens.
+
+A table row is one unit however many sentences its cells hold (``ingest.tables.split_units``): a chunk
+ends between rows, never inside one (a row alone over the size is cut on words, as a long sentence is).
+A chunk that starts inside a table (``a | b`` rows below the table's header row) gets that header row as
+the last entry of its heading path. Not in its text: ``Chunk.text`` must stay exactly
+``cleaned_text[start:end]``, since citations quote those offsets. The heading path is what
+``ingest.pipeline.index_text`` puts above the text for the embedder and BM25, it is stored with the
+chunk (a re-embed rebuilds the same index text from the catalogue) and the LLM prompt shows it as the
+passage's place, so "二线城市 | 450元" is indexed and read under "城市级别 | 普通员工". Records
+(``列名: 值；…``, from spreadsheets) repeat their header in every row and need nothing more.
 """
 
 from __future__ import annotations
@@ -11,7 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.text import count_tokens, split_sentences, trim_span, word_spans
+from core.text import count_tokens, trim_span, word_spans
+from ingest.tables import split_units
 
 _HEADING_RE = re.compile(r"^(#{1,6})\s+(.+)$")
 
@@ -31,14 +42,16 @@ class _Sentence:
     end: int
     n_tokens: int
     heading: tuple[int, str] | None = None  # (level, title) when the sentence is a heading line
+    table_header: tuple[int, int] | None = None  # a table row's header row (start, end), for rows below it
 
 
 def _sentences(text: str, start: int, end: int) -> list[_Sentence]:
     out = []
-    for a, b in split_sentences(text, start, end):
-        m = _HEADING_RE.match(text[a:b])
+    for unit in split_units(text, start, end):
+        a, b = unit.start, unit.end
+        m = None if unit.row else _HEADING_RE.match(text[a:b])
         heading = (len(m.group(1)), m.group(2).strip()) if m else None
-        out.append(_Sentence(a, b, count_tokens(text[a:b]), heading))
+        out.append(_Sentence(a, b, count_tokens(text[a:b]), heading, unit.header))
     return out
 
 
@@ -57,7 +70,13 @@ def _split_long(text: str, s: _Sentence, size: int) -> list[_Sentence]:
         pieces[-1] = _Sentence(pieces[-1].start, s.end, pieces[-1].n_tokens + n)  # no lone "。" piece
     else:
         pieces.append(_Sentence(piece_start, s.end, n))
-    return [_Sentence(*trim_span(text, p.start, p.end), p.n_tokens) for p in pieces if text[p.start : p.end].strip()]
+    return [_Sentence(*trim_span(text, p.start, p.end), p.n_tokens, table_header=s.table_header)
+            for p in pieces if text[p.start : p.end].strip()]
+
+
+def _table_header(text: str, first: _Sentence) -> list[str]:
+    """The header row of the table a chunk starts inside, as a heading-path entry (see the module doc)."""
+    return [text[first.table_header[0] : first.table_header[1]]] if first.table_header is not None else []
 
 
 def chunk_text(
@@ -82,7 +101,7 @@ def chunk_text(
                         current[0].start,
                         current[-1].end,
                         page if paged else None,
-                        [title for _, title in heading_stack],
+                        [title for _, title in heading_stack] + _table_header(text, current[0]),
                         sum(s.n_tokens for s in current),
                     )
                 )

@@ -80,12 +80,14 @@ def _rejoin(page: str) -> str:
     return "\n".join(out)
 
 
-def clean_pages(pages: list[str], pdf_layout: bool = False) -> CleanedDocument:
-    """``pdf_layout``: the pages come from PDF text extraction (hard-wrapped lines, spaced-out CJK)."""
+def clean_pages(pages: list[str], pdf_layout: bool = False, drop_repeated_lines: bool = True) -> CleanedDocument:
+    """``pdf_layout``: the pages come from PDF text extraction (hard-wrapped lines, spaced-out CJK).
+    ``drop_repeated_lines``: lines on most pages are running headers and footers; not for slides, whose
+    author repeats what is meant to be read (their footer placeholders are left out by the loader)."""
     cleaned = [clean_page(p) for p in pages]
     if pdf_layout:
         cleaned = [drop_spaces_between_cjk(p) for p in cleaned]
-    repeated = _repeated_lines(cleaned)
+    repeated = _repeated_lines(cleaned) if drop_repeated_lines else set()
     parts: list[str] = []
     spans: list[tuple[int, int, int]] = []
     pos = 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from core.errors import DocumentNotFound, LoadError
 from core.models import IngestResult
+from core.services import Services
 from core.settings import Settings
 from ingest.kb import KnowledgeBase
 from ingest.pipeline import SourceFile, failed_result, ingest_paths
@@ -26,7 +27,8 @@ from ingest.uploads import (
 
 
 def ingest_upload(
-    kb_name: str, filename: str, data: bytes, settings: Settings, content_type: str | None = None
+    kb_name: str, filename: str, data: bytes, settings: Settings, content_type: str | None = None,
+    services: Services | None = None,
 ) -> IngestResult:
     """Check, store and ingest one uploaded file into ``kb_name`` (created if needed); see ingest.uploads.
 
@@ -41,7 +43,7 @@ def ingest_upload(
         source = upload_source(name)
         KnowledgeBase.open(kb_name, settings, create=True).close()
         with upload_lock(kb_name, source, settings), staged_upload(kb_name, source, suffix, data, settings) as (staging, keep):
-            result = ingest_paths([SourceFile(staging, source)], kb_name, settings)[0]
+            result = ingest_paths([SourceFile(staging, source)], kb_name, settings, services=services)[0]
             if result.status in ("indexed", "updated", "unchanged"):
                 keep()  # the catalogue now holds these bytes' text: they become the stored copy
     except LoadError as exc:
@@ -54,14 +56,29 @@ def remove_document(kb_name: str, source: str, settings: Settings) -> bool:
     An uploaded document's stored copy goes with it."""
     with upload_lock(kb_name, source, settings):
         with KnowledgeBase.open(kb_name, settings) as kb, kb.write_lock:
-            vectors = kb.indexes()[0].clone()
-            removed = kb.catalog.remove_document(source)
-            if removed is None:
+            if not drop_documents(kb, [source]):
                 return False
-            vectors.remove(removed)
-            kb.commit_indexes(vectors, kb.fresh_bm25())
         discard_upload(kb_name, source, settings)
         return True
+
+
+def drop_documents(kb: KnowledgeBase, sources: list[str]) -> list[str]:
+    """Remove documents (by source) from an open knowledge base whose write lock the caller holds; returns
+    the sources that were there. Each removal is its own catalogue transaction and the indexes are saved
+    once at the end, so a crash in between leaves index stamps behind the catalogue: rebuilt on open.
+    Stored upload copies are the caller's business (remove_document discards them)."""
+    if not sources:
+        return []
+    vectors = kb.indexes()[0].clone()
+    gone = []
+    for source in sources:
+        removed = kb.catalog.remove_document(source)
+        if removed is not None:
+            vectors.remove(removed)
+            gone.append(source)
+    if gone:
+        kb.commit_indexes(vectors, kb.fresh_bm25())
+    return gone
 
 
 def reindex_document(kb_name: str, source: str, settings: Settings) -> IngestResult:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from core.errors import InvalidName, KnowledgeBaseExists, KnowledgeBaseNotFound
-from core.models import KnowledgeBaseInfo
+from core.errors import DocumentNotFound, InvalidName, KnowledgeBaseExists, KnowledgeBaseNotFound
+from core.models import Document, KnowledgeBaseInfo
+from core.services import Services
 from core.settings import Settings
 from ingest.catalog import Catalog, utcnow
 from retrieval.answerability import (
@@ -244,29 +245,46 @@ class KnowledgeBase:
         )
 
 
-_shared: dict[tuple[str, str], KnowledgeBase] = {}
-_shared_lock = threading.Lock()
+class KnowledgeBaseReaders:
+    """The knowledge bases a process keeps open for reading (a ``Services`` slot): indexes stay in memory
+    between questions and are reloaded only when the catalogue version moves."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str], KnowledgeBase] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, settings: Settings) -> KnowledgeBase:
+        key = (str(settings.kbs_dir.resolve()), validate_name(name))
+        with self._lock:
+            kb = self._open.get(key)
+            if kb is None or not (kb.dir / CATALOG_FILE).exists():
+                if kb is not None:
+                    kb.close()
+                kb = KnowledgeBase.open(name, settings)
+                self._open[key] = kb
+            return kb
+
+    def forget(self, name: str, settings: Settings) -> None:
+        with self._lock:
+            kb = self._open.pop((str(settings.kbs_dir.resolve()), name), None)
+        if kb is not None:
+            kb.close()
+
+    def close(self) -> None:
+        with self._lock:
+            kbs, self._open = list(self._open.values()), {}
+        for kb in kbs:
+            kb.close()
 
 
-def shared_kb(name: str, settings: Settings) -> KnowledgeBase:
-    """A long-lived reader for servers (UI, API) and repeated asks: indexes stay in memory between
-    questions and are reloaded only when the catalogue version moves. Never close it yourself."""
-    key = (str(settings.kbs_dir.resolve()), validate_name(name))
-    with _shared_lock:
-        kb = _shared.get(key)
-        if kb is None or not (kb.dir / CATALOG_FILE).exists():
-            if kb is not None:
-                kb.close()
-            kb = KnowledgeBase.open(name, settings)
-            _shared[key] = kb
-        return kb
+def shared_kb(name: str, settings: Settings, services: Services) -> KnowledgeBase:
+    """The reader ``services`` keeps open for ``name`` (servers, repeated asks). Never close it yourself:
+    ``services.close()`` does."""
+    return _readers(services).get(name, settings)
 
 
-def _forget_shared(name: str, settings: Settings) -> None:
-    with _shared_lock:
-        kb = _shared.pop((str(settings.kbs_dir.resolve()), name), None)
-    if kb is not None:
-        kb.close()
+def _readers(services: Services) -> KnowledgeBaseReaders:
+    return services.slot("ingest.kb_readers", KnowledgeBaseReaders)
 
 
 def list_kbs(settings: Settings) -> list[KnowledgeBaseInfo]:
@@ -281,6 +299,28 @@ def list_kbs(settings: Settings) -> list[KnowledgeBaseInfo]:
     return out
 
 
+# -- what the surfaces read: CLI, UI and API call these, never the SQLite catalogue --------------------
+def kb_info(name: str, settings: Settings) -> KnowledgeBaseInfo:
+    """Counts, version and embedder of an existing knowledge base (KnowledgeBaseNotFound otherwise)."""
+    with KnowledgeBase.open(name, settings) as kb:
+        return kb.info()
+
+
+def kb_documents(name: str, settings: Settings) -> tuple[KnowledgeBaseInfo, list[Document]]:
+    """The knowledge base's info and its documents, read in one go (the counts match the list)."""
+    with KnowledgeBase.open(name, settings) as kb:
+        return kb.info(), kb.catalog.list_documents()
+
+
+def kb_document(name: str, doc_id: str, settings: Settings) -> Document:
+    """One document by id; DocumentNotFound names the knowledge base and the id."""
+    with KnowledgeBase.open(name, settings) as kb:
+        document = kb.catalog.document_by_id(doc_id)
+    if document is None:
+        raise DocumentNotFound(name, doc_id)
+    return document
+
+
 def create_kb(name: str, settings: Settings) -> KnowledgeBaseInfo:
     """A new, empty knowledge base; an existing name is an error (KnowledgeBaseExists), the same on every
     surface (the API answers 409, the UI and CLI say so), never a silent reuse."""
@@ -290,11 +330,12 @@ def create_kb(name: str, settings: Settings) -> KnowledgeBaseInfo:
         return kb.info()
 
 
-def delete_kb(name: str, settings: Settings) -> None:
+def delete_kb(name: str, settings: Settings, services: Services | None = None) -> None:
     directory = settings.kbs_dir / validate_name(name)
     if not (directory / CATALOG_FILE).exists():
         raise KnowledgeBaseNotFound(name)
-    _forget_shared(name, settings)
+    if services is not None:  # other readers notice the catalogue is gone and reopen (KnowledgeBaseReaders.get)
+        _readers(services).forget(name, settings)
     with FileLock(str(directory / ".write.lock")):
         trash = directory.with_name(f".{name}.deleting")
         directory.rename(trash)  # atomic: the name disappears at once, then the files go

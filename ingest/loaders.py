@@ -1,6 +1,7 @@
 """One loader per file type. Every loader returns Markdown-flavoured pages: headings as ``#`` lines,
-table rows as ``a | b`` lines, so cleaning and chunking treat all formats alike (headings give chunks
-their heading path; one line is one sentence unit)."""
+table rows as one line each (``a | b`` cells, or ``列名: 值；…`` records; see ingest.tables), so
+cleaning and chunking treat all formats alike (headings give chunks their heading path; one line is one
+sentence unit, and a table row one unit however many sentences it holds)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from typing import Any
 
 from core.errors import LoadError
 from ingest.encoding import decode_bytes
+from ingest.ocr import IMAGE_SUFFIXES, load_image, read_scanned_pages
+from ingest.office import load_pptx, load_xlsx
+from ingest.tables import cell_row
 
 
 @dataclass
@@ -24,7 +28,10 @@ class LoadedDocument:
     title: str
     mime: str
     pages: list[str]  # one entry per page; formats without pages have one
-    paged: bool = False  # True when pages are real (PDF), so chunks carry page numbers
+    paged: bool = False  # True when pages are real (PDF, slides), so chunks carry page numbers
+    # Pages are PDF text extraction (hard-wrapped lines, running headers and footers) and are cleaned as
+    # such; None means "when paged". Slides are paged but laid out by their author: False.
+    pdf_layout: bool | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -77,9 +84,9 @@ def load_html(data: bytes, source: str) -> LoadedDocument:
                 lines.append("#" * int(name[1]) + " " + text)
                 title = title or text
         elif name == "tr":
-            cells = [c.get_text(" ", strip=True) for c in el.find_all(["td", "th"])]
-            if any(cells):
-                lines.append(" | ".join(cells))
+            row = cell_row([c.get_text(" ", strip=True) for c in el.find_all(["td", "th"])])
+            if row:  # one line per row, so no chunk cuts it (ingest.tables)
+                lines.append(row)
         elif name in _HTML_BLOCKS and not el.find(list(_HTML_BLOCKS | {"table", "h1", "h2", "h3", "h4", "h5", "h6"})):
             # Leaf blocks only: a <div> that wraps <p>s would repeat their text.
             text = el.get_text(" ", strip=True)
@@ -108,9 +115,12 @@ def load_pdf(data: bytes, source: str) -> LoadedDocument:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, IndexError) as exc:
         raise LoadError(source, f"PDF 文件损坏，无法解析 (corrupt PDF: {type(exc).__name__}: {exc})", "请用 PDF 阅读器另存一份再导入")
+    # Pages without a text layer (scans) are read by OCR; the text layer is kept wherever there is one.
+    pages, metadata = read_scanned_pages(data, source, pages)
     if not any(p.strip() for p in pages):
-        raise LoadError(source, "PDF 中没有可提取的文字 (no extractable text; scanned images?)", "请先做 OCR")
-    return LoadedDocument(source, meta_title.strip() or _stem(source), "application/pdf", pages, paged=True)
+        raise LoadError(source, "PDF 中没有可提取的文字，OCR 也没有识别出文字 (no extractable text, none found by OCR either)",
+                        "请确认扫描件清晰、文字方向正确")
+    return LoadedDocument(source, meta_title.strip() or _stem(source), "application/pdf", pages, paged=True, metadata=metadata)
 
 
 # -- DOCX -------------------------------------------------------------------------------------------
@@ -170,15 +180,16 @@ def archive_limits(limits: ArchiveLimits) -> Iterator[None]:
 def _bomb(source: str, zh: str, en: str) -> LoadError:
     return LoadError(
         source, f"疑似压缩炸弹，拒绝导入：{zh} (likely archive bomb, refused: {en})",
-        "正常的 Word 文档不会这样，请确认文件来源；确需导入时，管理员可调大 upload_max_unpacked_mb / upload_max_compression_ratio",
+        "正常的 Office 文档（Word、PowerPoint、Excel）不会这样，请确认文件来源；确需导入时，管理员可调大 upload_max_unpacked_mb / upload_max_compression_ratio",
     )
 
 
 def check_archive(data: bytes, source: str, limits: ArchiveLimits | None = None) -> list[str]:
-    """Refuse a ZIP container (DOCX) that would unpack to too much: total declared size over the limit,
-    an entry whose compression ratio is over the limit, too many entries, or nested archives beyond one
-    inspected level. Nothing is decompressed except a nested ZIP that already passed the size checks.
-    Returns the entry names of the outer archive (the caller tells a DOCX from other ZIPs by them)."""
+    """Refuse a ZIP container (DOCX, PPTX, XLSX) that would unpack to too much: total declared size over
+    the limit, an entry whose compression ratio is over the limit, too many entries, or nested archives
+    beyond one inspected level. Nothing is decompressed except a nested ZIP that already passed the size
+    checks. Returns the entry names of the outer archive (the caller tells an Office file from other
+    ZIPs by them)."""
     import zipfile
 
     limits = limits or _archive_limits.get() or _default_archive_limits()
@@ -189,8 +200,8 @@ def check_archive(data: bytes, source: str, limits: ArchiveLimits | None = None)
     except LoadError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError, EOFError, OSError, RuntimeError) as exc:
-        raise LoadError(source, f"DOCX（ZIP 容器）损坏，无法读取 (corrupt DOCX/ZIP container: {type(exc).__name__}: {exc})",
-                        "请用 Word/WPS 另存为 .docx 再导入")
+        raise LoadError(source, f"Office 文件（ZIP 容器）损坏，无法读取 (corrupt DOCX/PPTX/XLSX ZIP container: {type(exc).__name__}: {exc})",
+                        "请用 Word/PowerPoint/Excel 或 WPS 另存一份再导入")
 
 
 def _check_zip(archive: Any, source: str, limits: ArchiveLimits, budget: dict[str, int], depth: int, where: str) -> list[str]:
@@ -253,9 +264,9 @@ def load_docx(data: bytes, source: str) -> LoadedDocument:
             lines.append(("#" * level + " " + text) if level else text)
         elif isinstance(block, Table):
             for row in block.rows:
-                cells = [c.text.strip() for c in row.cells]
-                if any(cells):
-                    lines.append(" | ".join(cells))
+                line = cell_row([c.text for c in row.cells])  # a cell's line breaks folded: one row, one line
+                if line:
+                    lines.append(line)
     title = (document.core_properties.title or "").strip()
     text = "\n".join(lines)
     return LoadedDocument(source, title or _first_heading(text) or _stem(source), "application/vnd.openxmlformats-officedocument.wordprocessingml.document", [text])
@@ -328,8 +339,11 @@ LOADERS: dict[str, Loader] = {
     ".htm": load_html,
     ".pdf": load_pdf,
     ".docx": load_docx,
+    ".pptx": load_pptx,
+    ".xlsx": load_xlsx,
     ".csv": load_csv,
     ".jsonl": load_jsonl,
+    **{suffix: load_image for suffix in IMAGE_SUFFIXES},  # read by OCR (ingest.ocr; the ocr extra)
 }
 
 SUPPORTED_SUFFIXES = frozenset(LOADERS)

@@ -21,6 +21,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.services import Services
 from core.settings import Settings
 from ingest.kb import shared_kb
 from ingest.uploads import stored_upload
@@ -37,9 +38,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def original_file(kb_name: str, source: str, settings: Settings) -> Path | None:
+def original_file(kb_name: str, source: str, settings: Settings, services: Services) -> Path | None:
     """The file a document was ingested from, if it is still there unchanged; None otherwise."""
-    document = shared_kb(kb_name, settings).catalog.document_by_source(source)
+    document = shared_kb(kb_name, settings, services).catalog.document_by_source(source)
     if document is None:
         return None
     path = stored_upload(kb_name, source, settings) or Path(source)

@@ -20,12 +20,14 @@ import numpy as np
 
 from core.errors import LoadError
 from core.models import Chunk, Document, IngestResult
+from core.services import Services
 from core.settings import Settings
 from core.text import fold, search_tokens
 from ingest.catalog import utcnow
 from ingest.chunking import chunk_text
 from ingest.clean import clean_pages
 from ingest.kb import KnowledgeBase
+from ingest.ocr import ocr_warning
 from ingest.loaders import (
     LOADERS,
     SUPPORTED_SUFFIXES,
@@ -34,7 +36,7 @@ from ingest.loaders import (
     archive_limits,
     load_bytes,
 )
-from moderation.moderator import moderator_for
+from moderation.moderator import Moderator, moderator_for
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +132,11 @@ class PreparedDocument:
 
 
 def prepare_file(
-    kb: KnowledgeBase, file: SourceFile, in_flight: dict[str, str], force: bool = False
+    kb: KnowledgeBase, file: SourceFile, in_flight: dict[str, str], force: bool = False, moderator: Moderator | None = None
 ) -> PreparedDocument | IngestResult:
     """Load → clean → chunk → tokenise, or the reason there is nothing to embed (unchanged, duplicate).
-    ``in_flight`` maps doc ids prepared but not yet committed to their sources, for duplicate checks."""
+    ``in_flight`` maps doc ids prepared but not yet committed to their sources, for duplicate checks;
+    ``moderator`` applies the rules' "ingest" surface (None: none)."""
     settings = kb.settings
     try:
         raw = file.path.read_bytes()
@@ -146,10 +149,11 @@ def prepare_file(
 
     with archive_limits(ArchiveLimits.of(settings)):
         loaded = _load(raw, file)
-    cleaned = clean_pages(loaded.pages, pdf_layout=loaded.paged)
+    cleaned = clean_pages(loaded.pages, pdf_layout=loaded.paged if loaded.pdf_layout is None else loaded.pdf_layout,
+                          drop_repeated_lines=loaded.pdf_layout is not False)
     if not cleaned.text.strip():
         raise LoadError(file.source, "清洗后没有文字内容 (no text left after cleaning)")
-    cleaned.text = _moderate_ingested(kb, file.source, cleaned.text)
+    cleaned.text = _moderate_ingested(moderator, file.source, cleaned.text)
     doc_id = hashlib.sha256(cleaned.text.encode("utf-8")).hexdigest()
 
     if existing is not None and existing.id == doc_id and not force:
@@ -189,10 +193,9 @@ def _load(raw: bytes, file: SourceFile) -> LoadedDocument:
     return load_bytes(raw, file.source)
 
 
-def _moderate_ingested(kb: KnowledgeBase, source: str, text: str) -> str:
+def _moderate_ingested(moderator: Moderator | None, source: str, text: str) -> str:
     """The "ingest" surface of the moderation rules (off by default): PII masked before anything is
     indexed, or the file refused. Masks keep lengths, so offsets stay valid."""
-    moderator = moderator_for(kb.settings)
     if moderator is None:
         return text
     result = moderator.check(text, "ingest")
@@ -206,7 +209,8 @@ def commit_prepared(kb: KnowledgeBase, p: PreparedDocument, embedded: tuple[np.n
     added, removed = kb.catalog.replace_document(p.document, p.text, p.page_spans, p.chunks, p.tokens, hashes, embeddings)
     writer.apply(added, removed, embeddings, p.chunks)
     return IngestResult(
-        source=p.document.source, status="updated" if p.replaces else "indexed", n_chunks=len(p.chunks), doc_id=p.document.id
+        source=p.document.source, status="updated" if p.replaces else "indexed", n_chunks=len(p.chunks), doc_id=p.document.id,
+        reason=ocr_warning(p.document.metadata),  # went in, but partly by OCR: doubtful lines, pages left out
     )
 
 
@@ -262,6 +266,7 @@ def ingest_paths(
     settings: Settings,
     on_progress: ProgressCallback | None = None,
     force: bool = False,
+    services: Services | None = None,
 ) -> list[IngestResult]:
     """Ingest files and folders into a knowledge base (created if needed). Never raises for one bad
     file: every file gets an IngestResult, failures carry the reason. ``force`` re-indexes files whose
@@ -271,8 +276,10 @@ def ingest_paths(
     the main thread loads, cleans, chunks and tokenises the next group (Python, jieba). A group gathers
     files until it holds ``EMBED_GROUP_TEXTS`` chunks: e5's engine spreads one call over every core and
     is ~4× faster on a batch of 24 short passages than on 24 single calls, and a folder of small files
-    would otherwise embed one or two chunks at a time. Files are committed in order."""
+    would otherwise embed one or two chunks at a time. Files are committed in order. ``services`` (a
+    server's) lends its compiled moderation rules and hears their findings."""
     files, results = discover(paths)
+    moderator = moderator_for(settings, services)
     total = len(files) + len(results)
 
     def report(result: IngestResult) -> None:
@@ -317,7 +324,7 @@ def ingest_paths(
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zhiwen-embed") as pool:
                 for file in files:
                     try:
-                        outcome = prepare_file(kb, file, in_flight, force=force)
+                        outcome = prepare_file(kb, file, in_flight, force=force, moderator=moderator)
                     except Exception as exc:
                         outcome = failed_result(file.source, exc)
                     if isinstance(outcome, PreparedDocument):

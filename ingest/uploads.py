@@ -5,13 +5,16 @@ builds on (names, content checks, storage, locks) and imports nothing of the pip
 
 1. Size: ``len(data)`` against ``upload_max_mb`` before anything looks inside.
 2. Type from content, never from the name or the client's Content-Type: ``%PDF-`` is a PDF; a ZIP with
-   ``[Content_Types].xml`` and ``word/document.xml`` is a DOCX, after the archive-bomb check in
+   ``[Content_Types].xml`` and ``word/document.xml`` is a DOCX (``ppt/presentation.xml`` a PPTX,
+   ``xl/workbook.xml`` an XLSX; any other ZIP is refused, whatever its name), after the archive-bomb check in
    ``ingest.loaders.check_archive`` (the same function the DOCX loader runs, so ``zhiwen ingest`` of a
    bomb from disk is refused too); anything else must be text (no NUL bytes, decodable by
    ``ingest.encoding``, almost no control characters), and the extension only picks the text flavour
-   (.md, .csv, .jsonl; .html needs markup, and markup without a known extension is HTML). Executables,
-   images, other archives and binary junk are refused with the list of supported types; so is text named
-   .pdf/.docx, which is nearly always an error page saved by a failed download.
+   (.md, .csv, .jsonl; .html needs markup, and markup without a known extension is HTML). An image (PNG,
+   JPEG, WEBP, BMP, TIFF by signature) is one when Pillow reads its header and it declares no more than
+   ``ingest.ocr.MAX_IMAGE_PIXELS`` (a decompression bomb is refused before decoding); it is read by OCR.
+   Executables, GIFs, other archives and binary junk are refused with the list of supported types; so is
+   text named .pdf/.docx/.png…, which is nearly always an error page saved by a failed download.
 3. Storage: ``$ZHIWEN_DATA_DIR/uploads/<kb>/<sha256(kb, name)[:32]><sniffed suffix>``. Nothing the client
    sends becomes part of a path: the knowledge-base name is validated, the file name only feeds a hash,
    and the suffix comes from a closed list. ``../../etc/passwd``, ``..\\x.txt``, absolute paths, NUL bytes,
@@ -56,12 +59,18 @@ from core.settings import Settings
 from ingest.encoding import decode_bytes
 from ingest.kb import validate_name
 from ingest.loaders import ArchiveLimits, check_archive
+from ingest.ocr import IMAGE_FORMATS, IMAGE_SUFFIXES, open_image
 
 UPLOAD_PREFIX = "上传/"
 MAX_NAME_CHARS = 100
 LOCK_TIMEOUT_S = 600.0
-STORED_SUFFIXES = (".pdf", ".docx", ".txt", ".md", ".csv", ".jsonl", ".html")
-SUPPORTED_HINT = "支持的类型 (supported): PDF、Word .docx、文本 .txt .md .csv .jsonl .html"
+STORED_SUFFIXES = (".pdf", ".docx", ".pptx", ".xlsx", ".txt", ".md", ".csv", ".jsonl", ".html", *IMAGE_FORMATS.values())
+SUPPORTED_HINT = ("支持的类型 (supported): PDF、Word .docx、PowerPoint .pptx、Excel .xlsx、文本 .txt .md .csv .jsonl .html、"
+                  "图片 .png .jpg .webp .bmp .tif 经 OCR 识别")
+# Binary formats by their declared extension: text named like one is an error, not a text flavour.
+_BINARY_DECLARED = (".pdf", ".docx", ".pptx", ".xlsx", *IMAGE_SUFFIXES)
+# An Office Open XML package is a ZIP with [Content_Types].xml and its main part.
+_OFFICE_MAIN_PARTS = (("word/document.xml", ".docx"), ("ppt/presentation.xml", ".pptx"), ("xl/workbook.xml", ".xlsx"))
 
 # Extensions that pick a text flavour; any other extension (or none) means plain text, or HTML by markup.
 _TEXT_FLAVOURS = {".txt": ".txt", ".text": ".txt", ".md": ".md", ".markdown": ".md", ".csv": ".csv",
@@ -174,7 +183,7 @@ def discard_upload(kb_name: str, source: str, settings: Settings) -> None:
 # -- content ---------------------------------------------------------------------------------------
 def _refuse(name: str, declared: str, zh_what: str, en_what: str, hint: str = SUPPORTED_HINT) -> LoadError:
     """What the content is, against what the name promised."""
-    if declared in (".pdf", ".docx"):
+    if declared in _BINARY_DECLARED:
         label = declared[1:].upper()
         reason = f"内容不是 {label}，而是{zh_what} (content is not a {label}: it is {en_what})"
     elif declared in _TEXT_FLAVOURS:
@@ -195,11 +204,17 @@ def _binary_kind(data: bytes) -> tuple[str, str] | None:
     return None
 
 
+def _looks_like_image(data: bytes) -> bool:
+    """PNG, JPEG, WEBP, TIFF by their signatures; BMP ("BM") only with its reserved header bytes zero,
+    so a text file that starts with "BM" is still text."""
+    if data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")):
+        return True
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return True
+    return data[:2] == b"BM" and len(data) >= 26 and data[6:10] == b"\x00\x00\x00\x00"
+
+
 def _zip_kind(names: list[str]) -> tuple[str, str]:
-    if "xl/workbook.xml" in names:
-        return "Excel 表格 (.xlsx)", "an Excel workbook"
-    if "ppt/presentation.xml" in names:
-        return "PowerPoint 演示文稿 (.pptx)", "a PowerPoint file"
     if "mimetype" in names:
         return "OpenDocument 或 EPUB 文件", "an OpenDocument/EPUB file"
     return "ZIP 压缩包", "a ZIP archive"
@@ -213,7 +228,7 @@ def _check_text(name: str, declared: str, data: bytes) -> None:
     try:
         text = decode_bytes(data, name)
     except LoadError:
-        if declared in (".pdf", ".docx"):
+        if declared in _BINARY_DECLARED:
             raise _refuse(name, declared, "无法识别的数据", "unrecognised data") from None
         raise
     if len(_CONTROL.findall(text)) > max(8, len(text) // 200):
@@ -228,15 +243,19 @@ def sniff_type(name: str, data: bytes, settings: Settings) -> str:
         return ".pdf"
     if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         names = check_archive(data, name, ArchiveLimits.of(settings))
-        if "[Content_Types].xml" in names and "word/document.xml" in names:
-            return ".docx"
+        for main_part, suffix in _OFFICE_MAIN_PARTS:
+            if "[Content_Types].xml" in names and main_part in names:
+                return suffix
         raise _refuse(name, declared, *_zip_kind(names))
+    if _looks_like_image(data):
+        # Pillow reads the header only: the format, and the pixel count against the decompression-bomb cap.
+        return IMAGE_FORMATS[open_image(data, name).format]
     kind = _binary_kind(data)
     if kind is not None:
         raise _refuse(name, declared, *kind)
     _check_text(name, declared, data)
     markup = _HTML_MARKUP.search(data[:65536]) is not None
-    if declared in (".pdf", ".docx"):
+    if declared in _BINARY_DECLARED:
         zh, en = ("HTML 网页", "an HTML page") if markup else ("纯文本", "plain text")
         raise _refuse(name, declared, zh, en, "常见原因：下载失败时保存下来的错误页面，请重新获取原文件；" + SUPPORTED_HINT)
     flavour = _TEXT_FLAVOURS.get(declared)

@@ -2,20 +2,23 @@
 
 With ``llm_base_url`` set, answers come from the RAG chain on the LLM; without it, from the
 extractive answerer. Either way a repeated question (same knowledge-base version, same settings, same
-history) is served from the answer cache without retrieval or LLM calls.
+history) is served from the answer cache without retrieval or LLM calls. The cache and the open
+knowledge bases live in the caller's ``Services`` (core.services); a call given none keeps nothing warm.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 from core.models import Answer
+from core.services import Services
 from core.settings import Settings
 from ingest.kb import KnowledgeBase, shared_kb
 from llm.cache import AnswerCache, cache_key
-from llm.chain import History, RagChain, StreamEvent
+from llm.chain import History, RagChain, StreamEvent, record_retrieval
 from llm.extractive import extractive_answer
 from llm.followup import search_follow_up, standalone_query
 from llm.guard import moderate_question, moderate_stream
@@ -23,12 +26,10 @@ from llm.refusal import refusal_message
 from moderation.moderator import moderator_for
 from retrieval.retriever import HybridRetriever
 
-_caches: dict[int, AnswerCache] = {}
-
-
-def answer_cache(settings: Settings) -> AnswerCache:
-    """One process-wide cache per configured size (the UI and API share it across requests)."""
-    return _caches.setdefault(settings.answer_cache_size, AnswerCache(settings.answer_cache_size))
+def answer_cache(settings: Settings, services: Services) -> AnswerCache:
+    """The cache ``services`` keeps for the configured size (the UI and API share it across requests)."""
+    size = settings.answer_cache_size
+    return services.slot(f"llm.answer_cache.{size}", lambda: AnswerCache(size))
 
 
 def extractive_ask(retriever: HybridRetriever, question: str, settings: Settings, history: History | None = None) -> Answer:
@@ -47,11 +48,9 @@ def extractive_ask(retriever: HybridRetriever, question: str, settings: Settings
         # passages: "多久内…通报" comes from the earlier question, "资安事件" from this one.
         answer = extractive_answer(query, relevant, settings.extractive_max_sentences, idf=retriever.bm25.idf)
         timings["answer"] = (time.perf_counter() - t1) * 1000
-    answer.flags["best_relevance"] = round(result.best_relevance, 4)
-    answer.flags["relevance_floor"] = round(result.floor, 4)
-    answer.flags["retrieved"] = [h.chunk.id for h in result.hits]
+    record_retrieval(answer.flags, result)
     if searched != question:
-        answer.flags["standalone_question"] = searched
+        answer.flags.standalone_question = searched
     answer.timings_ms = {**timings, "total": (time.perf_counter() - t0) * 1000}
     return answer
 
@@ -67,22 +66,23 @@ class _Request:
     key: str
 
     @classmethod
-    def of(cls, question: str, kb_name: str, settings: Settings, history: History | None, top_k: int | None) -> "_Request":
+    def of(cls, question: str, kb_name: str, settings: Settings, history: History | None, top_k: int | None,
+           services: Services) -> "_Request":
         settings = settings.model_copy(update={"top_k": top_k}) if top_k else settings
         history = history or []
-        kb = shared_kb(kb_name, settings)
+        kb = shared_kb(kb_name, settings, services)
         key = cache_key(str(kb.dir), kb.catalog.version(), question, history, settings)
-        return cls(settings, history, kb, answer_cache(settings), key)
+        return cls(settings, history, kb, answer_cache(settings, services), key)
 
     def cached(self) -> Answer | None:
         answer = self.cache.get(self.key)
         if answer is not None:
-            answer.flags.update(cached=True, llm_calls=0)
+            answer.flags.cached, answer.flags.llm_calls = True, 0
             answer.timings_ms = {"total": 0.0}
         return answer
 
     def remember(self, answer: Answer) -> None:
-        if "llm_error" not in answer.flags:  # a fallback is not what the LLM would say once it is back
+        if answer.flags.llm_error is None:  # a fallback is not what the LLM would say once it is back
             self.cache.put(self.key, answer)
 
     def chain(self, chat_model: Any | None) -> RagChain | None:
@@ -98,12 +98,14 @@ def ask(
     history: History | None = None,
     top_k: int | None = None,
     chat_model: Any | None = None,
+    services: Services | None = None,
 ) -> Answer:
     """The final answer of the flow ``stream_ask`` streams (same moderation, same cache); only the LLM is
     asked for the whole answer at once, under ``llm_timeout``, instead of a stream of tokens."""
-    for event in _answer_events(question, kb_name, settings, history, top_k, chat_model, streamed=False):
-        if event.kind == "answer":
-            return event.answer
+    with closing(_answer_events(question, kb_name, settings, history, top_k, chat_model, services, streamed=False)) as events:
+        for event in events:
+            if event.kind == "answer":
+                return event.answer
     raise AssertionError("the answer flow ends with an answer event")
 
 
@@ -114,28 +116,31 @@ def stream_ask(
     history: History | None = None,
     top_k: int | None = None,
     chat_model: Any | None = None,
+    services: Services | None = None,
 ) -> Iterator[StreamEvent]:
     """Token events as they come, an ``error`` event if the LLM fails mid-way (the tokens then go on with a
     separator and the extractive answer), then the final answer."""
-    return _answer_events(question, kb_name, settings, history, top_k, chat_model, streamed=True)
+    return _answer_events(question, kb_name, settings, history, top_k, chat_model, services, streamed=True)
 
 
 def _answer_events(question: str, kb_name: str, settings: Settings, history: History | None, top_k: int | None,
-                   chat_model: Any | None, streamed: bool) -> Iterator[StreamEvent]:
+                   chat_model: Any | None, services: Services | None, streamed: bool) -> Iterator[StreamEvent]:
     """Moderation around the answer: the question before anything else, the answer's tokens as they go."""
-    moderator = moderator_for(settings)
-    question, refusal, actions = moderate_question(moderator, question)
-    if refusal is not None:
-        yield StreamEvent("token", refusal.text)
-        yield StreamEvent("answer", answer=refusal)
-        return
-    yield from moderate_stream(moderator, _events(question, kb_name, settings, history, top_k, chat_model, streamed), actions)
+    with Services.scoped(services) as scope:
+        moderator = moderator_for(settings, scope)
+        question, refusal, actions = moderate_question(moderator, question)
+        if refusal is not None:
+            yield StreamEvent("token", refusal.text)
+            yield StreamEvent("answer", answer=refusal)
+            return
+        events = _events(question, kb_name, settings, history, top_k, chat_model, scope, streamed)
+        yield from moderate_stream(moderator, events, actions)
 
 
 def _events(question: str, kb_name: str, settings: Settings, history: History | None, top_k: int | None,
-            chat_model: Any | None, streamed: bool) -> Iterator[StreamEvent]:
+            chat_model: Any | None, services: Services, streamed: bool) -> Iterator[StreamEvent]:
     """Cache, else the chain (LLM) or the extractive answerer; remember the answer."""
-    request = _Request.of(question, kb_name, settings, history, top_k)
+    request = _Request.of(question, kb_name, settings, history, top_k, services)
     answer = request.cached()
     if answer is None:
         chain = request.chain(chat_model)

@@ -19,7 +19,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableBranch, RunnableLambda
 
-from core.models import Answer, Hit
+from core.models import Answer, AnswerFlags, Hit
 from core.settings import Settings
 from core.text import is_mostly_cjk
 from llm.citations import parse_citations
@@ -178,17 +178,17 @@ class RagChain:
             return self._fallback(turn, "大模型返回了空回答 (empty answer)")
         parsed = parse_citations(text, turn.relevant)
         if is_model_refusal(parsed.text):
-            return Answer(text=parsed.text, refused=True, mode="llm", model=self.settings.llm_model, flags={"model_refused": True})
-        flags = {"dropped_markers": parsed.dropped_markers, "uncited": parsed.uncited}
+            return Answer(text=parsed.text, refused=True, mode="llm", model=self.settings.llm_model, flags=AnswerFlags(model_refused=True))
+        flags = AnswerFlags(dropped_markers=parsed.dropped_markers, uncited=parsed.uncited)
         if parsed.uncited:  # what the model was given, so a surface can still show the sources (marked not cited)
-            flags["uncited_sources"] = [h.chunk.id for h in turn.relevant]
+            flags.uncited_sources = [h.chunk.id for h in turn.relevant]
         return Answer(text=parsed.text, mode="llm", model=self.settings.llm_model, citations=parsed.citations, flags=flags)
 
     def _fallback(self, turn: _Turn, reason: str) -> Answer:
         if not self.settings.llm_fallback_extractive:
             raise LLMUnavailable(self.settings.llm_base_url or "", reason)
         answer = extractive_answer(turn.standalone, turn.relevant, self.settings.extractive_max_sentences, idf=self.retriever.bm25.idf)
-        answer.flags["llm_error"] = reason
+        answer.flags.llm_error = reason
         return answer
 
     # -- public ------------------------------------------------------------------------------------
@@ -230,8 +230,8 @@ class RagChain:
             turn.timings["llm"] = (time.perf_counter() - t0) * 1000
             answer = self._finish(turn, "".join(parts))
             if finish_reason == "length":
-                answer.flags["truncated"] = True  # stopped at llm_max_tokens, not by the model
-        if "llm_error" in answer.flags and answer.text:
+                answer.flags.truncated = True  # stopped at llm_max_tokens, not by the model
+        if answer.flags.llm_error is not None and answer.text:
             # The extractive answer replaces whatever the LLM had streamed: the tokens carry it too, so a client
             # that reads only the streamed text (an OpenAI client's delta.content) gets the answer, not the stub.
             if "".join(parts).strip():
@@ -241,16 +241,22 @@ class RagChain:
 
     def _stamp(self, answer: Answer, turn: _Turn, t0: float, calls_before: int) -> Answer:
         answer.timings_ms = {**turn.timings, **answer.timings_ms, "total": (time.perf_counter() - t0) * 1000}
-        answer.flags["llm_calls"] = self.counter.calls - calls_before
+        answer.flags.llm_calls = self.counter.calls - calls_before
         if turn.standalone != turn.question:
-            answer.flags["standalone_question"] = turn.standalone
+            answer.flags.standalone_question = turn.standalone
         if turn.rejected_rewrite:
-            answer.flags["rejected_rewrite"] = turn.rejected_rewrite
+            answer.flags.rejected_rewrite = turn.rejected_rewrite
         if turn.retrieval is not None:
-            answer.flags["best_relevance"] = round(turn.retrieval.best_relevance, 4)
-            answer.flags["relevance_floor"] = round(turn.retrieval.floor, 4)
-            answer.flags["retrieved"] = [h.chunk.id for h in turn.retrieval.hits]
+            record_retrieval(answer.flags, turn.retrieval)
         return answer
+
+
+def record_retrieval(flags: AnswerFlags, result: RetrievalResult) -> None:
+    """What every answer path reports about its search: the best relevance against the floor (eval's
+    refusal curve reads them) and the passages retrieved."""
+    flags.best_relevance = round(result.best_relevance, 4)
+    flags.relevance_floor = round(result.floor, 4)
+    flags.retrieved = [h.chunk.id for h in result.hits]
 
 
 def _valid_rewrite(rewrite: str, question: str) -> str | None:

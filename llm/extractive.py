@@ -13,6 +13,10 @@ at ，；： outside brackets) that holds the question terms it matched, widened
 or says nothing beyond the question: the statement that answers, not the paragraph around it. Measured
 with ``python -m bench.extractive`` (CMRC 2018 and a Traditional-Chinese copy of it).
 
+A table row (``a | b`` cells, or a spreadsheet's ``列名: 值；…`` record; see ingest.tables) is one unit,
+never trimmed and never taken for a title: a value cited without its row's other cells and column names
+says nothing ("张伟" alone does not say it is ZW-0417's user).
+
 A question in Simplified Chinese gets its answer in Simplified even when the passage is Traditional; the
 citation still quotes the passage exactly as written. A Traditional question gets the original text.
 """
@@ -27,11 +31,11 @@ from core.models import Answer, Citation, Hit
 from core.text import (
     is_traditional,
     search_tokens,
-    split_sentences,
     to_simplified,
     trim_span,
     word_spans,
 )
+from ingest.tables import split_units
 
 IdfFunction = Callable[[str], float]
 
@@ -46,6 +50,7 @@ class _Candidate:
     matched: dict[str, float] = field(default_factory=dict)
     topic: set[str] = field(default_factory=set)  # the passage's title and heading words
     after_echo: bool = False  # follows a repeat of the question (FAQ): the whole sentence is its answer
+    row: bool = False  # a whole table row: quoted whole (see the module doc)
 
     def informative(self) -> dict[str, float]:
         """The matched question terms that are not the passage's topic."""
@@ -117,12 +122,13 @@ def _sentence_candidates(hit: Hit, query_terms: set[str], idf: IdfFunction, asks
     on_topic = sum(idf(t) for t in query_terms & topic)
     out = []
     carried: dict[str, float] = {}  # FAQ pattern: the sentence after an echo of the question is its answer
-    for a, b in split_sentences(text):
+    for unit in split_units(text):
+        a, b = unit.start, unit.end
         sentence = text[a:b]
         terms = set(search_tokens(sentence))
         matched = {t: idf(t) for t in query_terms & terms}
         asks = bool(_QUESTION_END_RE.search(sentence))
-        if asks or _is_title(sentence) or _is_table_header(text, b) or len(terms - query_terms) < _MIN_NEW_TERMS:
+        if asks or (not unit.row and _is_title(sentence)) or _is_table_header(text, b) or len(terms - query_terms) < _MIN_NEW_TERMS:
             # A heading, or a question ("问题：如何重置API Key？；", a FAQ's echo of the one asked or a
             # neighbouring one), does not answer; the sentence after a question does, with its words.
             carried = matched if asks else {}
@@ -132,7 +138,7 @@ def _sentence_candidates(hit: Hit, query_terms: set[str], idf: IdfFunction, asks
         score /= 1.0 + _RANK_PENALTY * (hit.rank - 1)
         if asks_number and not _NUMBER_RE.search(sentence):
             score *= _NO_NUMBER_WEIGHT
-        out.append(_Candidate(hit, a, b, score, matched, topic, after_echo=bool(carried)))
+        out.append(_Candidate(hit, a, b, score, matched, topic, after_echo=bool(carried), row=unit.row))
         carried = {}
     return out
 
@@ -222,7 +228,7 @@ def _trim(c: _Candidate) -> tuple[int, int]:
     sentence that matched only topic words (no clue where to cut)."""
     text = c.hit.chunk.text
     matched = c.informative()
-    if c.end - c.start <= _TRIM_ABOVE_CHARS or c.after_echo or not matched:
+    if c.end - c.start <= _TRIM_ABOVE_CHARS or c.after_echo or c.row or not matched:
         return c.start, c.end
     clauses = _clauses(text, c.start, c.end)
     if len(clauses) < 2:

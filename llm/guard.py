@@ -6,29 +6,29 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from core.models import Answer
+from core.models import Answer, AnswerFlags, ModerationAction
 from llm.chain import StreamEvent
 from moderation.moderator import ModerationResult, Moderator
 from moderation.stream import StreamFilter
 
 
-def _summary(surface: str, result: ModerationResult) -> list[dict]:
-    return [{"surface": surface, "category": f.category, "rule_id": f.rule_id, "action": f.action} for f in result.findings]
+def _summary(surface: str, result: ModerationResult) -> list[ModerationAction]:
+    return [ModerationAction(surface=surface, category=f.category, rule_id=f.rule_id, action=f.action) for f in result.findings]
 
 
-def moderate_question(moderator: Moderator | None, question: str) -> tuple[str, Answer | None, list[dict]]:
+def moderate_question(moderator: Moderator | None, question: str) -> tuple[str, Answer | None, list[ModerationAction]]:
     """(question to use, a refusal if the question is blocked, what was done)."""
     if moderator is None:
         return question, None, []
     result = moderator.check(question, "question")
     actions = _summary("question", result)
     if result.blocked:
-        refusal = Answer(text=result.message or "", refused=True, mode="extractive", flags={"moderation": actions})
+        refusal = Answer(text=result.message or "", refused=True, mode="extractive", flags=AnswerFlags(moderation=actions))
         return question, refusal, actions
     return result.text, None, actions
 
 
-def moderate_answer(moderator: Moderator | None, answer: Answer, question_actions: list[dict], final: ModerationResult | None = None) -> Answer:
+def moderate_answer(moderator: Moderator | None, answer: Answer, question_actions: list[ModerationAction], final: ModerationResult | None = None) -> Answer:
     """Apply the answer surface's rules (or the stream filter's final check) to a finished answer."""
     actions = list(question_actions)
     if moderator is not None and not answer.refused:
@@ -40,11 +40,11 @@ def moderate_answer(moderator: Moderator | None, answer: Answer, question_action
             # The stream's check saw the raw tokens; the answer's text (markers parsed) is masked afresh.
             answer.text = result.text if final is None else moderator.check(answer.text, "answer", audit=False).text
     if actions:
-        answer.flags["moderation"] = actions
+        answer.flags.moderation = actions
     return answer
 
 
-def moderate_stream(moderator: Moderator | None, events: Iterator[StreamEvent], question_actions: list[dict]) -> Iterator[StreamEvent]:
+def moderate_stream(moderator: Moderator | None, events: Iterator[StreamEvent], question_actions: list[ModerationAction]) -> Iterator[StreamEvent]:
     if moderator is None:
         yield from events
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.models import Answer, Citation
+from core.services import Services
 from core.settings import Settings
 from ingest.kb import shared_kb
 
@@ -40,18 +41,18 @@ class Passage:
         return cls(text[a:b], start - a, end - a, a > 0, b < len(text))
 
 
-def cited_passage(kb_name: str, citation: Citation, settings: Settings) -> Passage:
+def cited_passage(kb_name: str, citation: Citation, settings: Settings, services: Services) -> Passage:
     """The chunk the citation points into, with the cited span marked by offsets; the quote alone when
     the chunk is gone (the document was re-indexed or removed since the answer)."""
-    chunk = shared_kb(kb_name, settings).catalog.chunk_by_id(citation.chunk_id)
+    chunk = shared_kb(kb_name, settings, services).catalog.chunk_by_id(citation.chunk_id)
     if chunk is None or chunk.text[citation.start - chunk.start : citation.end - chunk.start] != citation.quote:
         return Passage(citation.quote, 0, len(citation.quote))
     return Passage(chunk.text, citation.start - chunk.start, citation.end - chunk.start)
 
 
-def document_context(kb_name: str, citation: Citation, settings: Settings, chars: int = 600) -> Passage | None:
+def document_context(kb_name: str, citation: Citation, settings: Settings, services: Services, chars: int = 600) -> Passage | None:
     """The cited span in its document: up to ``chars`` characters of the cleaned text either side."""
-    catalog = shared_kb(kb_name, settings).catalog
+    catalog = shared_kb(kb_name, settings, services).catalog
     document = catalog.document_by_source(citation.source)
     text = catalog.document_text(document.id) if document is not None else None
     if text is None or text[citation.start : citation.end] != citation.quote:
@@ -59,13 +60,13 @@ def document_context(kb_name: str, citation: Citation, settings: Settings, chars
     return Passage.window(text, citation.start, citation.end, chars)
 
 
-def uncited_sources(answer: Answer, kb_name: str, settings: Settings, limit: int = UNCITED_LIMIT) -> list[Citation]:
-    """The passages an answer was given but did not cite (``flags["uncited_sources"]``, set by the RAG
+def uncited_sources(answer: Answer, kb_name: str, settings: Settings, services: Services, limit: int = UNCITED_LIMIT) -> list[Citation]:
+    """The passages an answer was given but did not cite (``flags.uncited_sources``, set by the RAG
     chain), as citations of whole passages numbered in retrieval order, so they can be shown marked as
     not cited instead of leaving the reader with no source at all."""
-    catalog = shared_kb(kb_name, settings).catalog
+    catalog = shared_kb(kb_name, settings, services).catalog
     out = []
-    for chunk_id in answer.flags.get("uncited_sources", [])[:limit]:
+    for chunk_id in answer.flags.uncited_sources[:limit]:
         chunk = catalog.chunk_by_id(chunk_id)
         if chunk is not None:
             out.append(Citation(n=len(out) + 1, source=chunk.source, page=chunk.page, start=chunk.start, end=chunk.end,

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 
+from core.services import Services
 from core.settings import Settings
 from ingest.kb import shared_kb
+from ingest.tables import is_table_row
 
 _NUMBERING_RE = re.compile(
     r"^\s*(?:第[一二三四五六七八九十百\d]+[章节節条條部分篇]\s*|[（(]?[一二三四五六七八九十]{1,3}[、.．)）]\s*|\d+(?:\.\d+)*[.、)]?\s+|[-*•]\s*)"
@@ -31,8 +33,8 @@ def heading_topic(heading: str) -> str:
     return _NUMBERING_RE.sub("", heading).strip(" ：:。")
 
 
-def suggested_questions(kb_name: str, settings: Settings, limit: int = 4) -> list[str]:
-    catalog = shared_kb(kb_name, settings).catalog
+def suggested_questions(kb_name: str, settings: Settings, services: Services, limit: int = 4) -> list[str]:
+    catalog = shared_kb(kb_name, settings, services).catalog
     per_document: list[list[str]] = []
     for document in catalog.list_documents():
         if document.mime in _RECORD_MIMES:
@@ -41,7 +43,9 @@ def suggested_questions(kb_name: str, settings: Settings, limit: int = 4) -> lis
         seen = {name, document.title}
         questions = []
         for chunk in catalog.chunks_of_document(document.id):
-            topic = heading_topic(chunk.heading_path[-1]) if chunk.heading_path else ""
+            # the last entry of a chunk that starts inside a table is the table's header row (ingest.chunking)
+            headings = [h for h in chunk.heading_path if not is_table_row(h)]
+            topic = heading_topic(headings[-1]) if headings else ""
             if not topic or topic in seen or topic.lower() in _GENERIC or len(topic) > _MAX_HEADING_CHARS:
                 continue
             seen.add(topic)

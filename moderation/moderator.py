@@ -15,7 +15,7 @@ from pathlib import Path
 
 import ahocorasick
 
-from core.events import emit
+from core.services import EventBus, Services
 from core.settings import Settings
 from moderation.audit import AuditLog
 from moderation.normalize import normalize, normalize_term
@@ -85,16 +85,17 @@ class _Matcher:
 
 
 class Moderator:
-    def __init__(self, rules_dir: Path, audit: AuditLog | None = None) -> None:
+    def __init__(self, rules_dir: Path, audit: AuditLog | None = None, events: EventBus | None = None) -> None:
         self.store = RuleStore(rules_dir)
         self.audit = audit
+        self.events = events  # told of every finding acted on (the API's metrics count them)
         self._lock = threading.Lock()
         self._matcher: tuple[int, _Matcher] | None = None
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> "Moderator":
+    def for_settings(cls, settings: Settings, events: EventBus | None = None) -> "Moderator":
         root = settings.data_dir / "moderation"
-        return cls(root, AuditLog(root / "audit.jsonl"))
+        return cls(root, AuditLog(root / "audit.jsonl"), events)
 
     def matcher(self) -> tuple[RuleSet, _Matcher]:
         rules = self.store.current()
@@ -124,8 +125,8 @@ class Moderator:
         if audit:
             if self.audit is not None:
                 self.audit.write(surface, findings)
-            for f in findings:
-                emit("moderation", surface=surface, action=f.action, category=f.category)
+            for f in findings if self.events is not None else ():
+                self.events.emit("moderation", surface=surface, action=f.action, category=f.category)
         return result
 
     def _terms(self, text: str, surface: str, rules: RuleSet, matcher: _Matcher) -> list[Finding]:
@@ -164,16 +165,28 @@ class Moderator:
         ]
 
 
-_moderators: dict[str, Moderator] = {}
-_registry_lock = threading.Lock()
+class _Moderators:
+    """The moderators a process has built, one per data dir (rules compile once, not per question)."""
+
+    def __init__(self, events: EventBus) -> None:
+        self.events = events
+        self._by_dir: dict[str, Moderator] = {}
+        self._lock = threading.Lock()
+
+    def get(self, settings: Settings) -> Moderator:
+        key = str(settings.data_dir.resolve())
+        with self._lock:
+            if key not in self._by_dir:
+                self._by_dir[key] = Moderator.for_settings(settings, self.events)
+            return self._by_dir[key]
 
 
-def moderator_for(settings: Settings) -> Moderator | None:
-    """The process-wide moderator of a data dir (None when moderation is switched off)."""
+def moderator_for(settings: Settings, services: Services | None = None) -> Moderator | None:
+    """The moderator of a data dir (None when moderation is switched off): the one ``services`` keeps,
+    or, without services, one built for this caller (rules are re-read from disk either way when they
+    change, see RuleStore)."""
     if not settings.moderation_enabled:
         return None
-    key = str(settings.data_dir.resolve())
-    with _registry_lock:
-        if key not in _moderators:
-            _moderators[key] = Moderator.for_settings(settings)
-        return _moderators[key]
+    if services is None:
+        return Moderator.for_settings(settings)
+    return services.slot("moderation.moderators", lambda: _Moderators(services.events)).get(settings)

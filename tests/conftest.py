@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from core.services import Services
 from core.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +30,14 @@ def _isolated_config(monkeypatch, tmp_path):
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return load_settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def services() -> Iterator[Services]:
+    """The per-process state a surface would create (open knowledge bases, answer cache, moderators),
+    one per test and closed after it."""
+    with Services() as own:
+        yield own
 
 
 @pytest.fixture

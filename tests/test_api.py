@@ -113,7 +113,7 @@ def test_llm_dying_mid_stream_streams_the_extractive_answer_after_a_separator(tm
     final = chunks[-1]
     assert final.choices[0].finish_reason == "stop"
     extra = final.model_extra
-    assert extra["zhiwen"]["mode"] == "extractive" and extra["zhiwen"]["text"] == fallback
+    assert extra["zhiwen"]["mode"] == "extractive" and extra["zhiwen"]["answer"] == fallback
     cited = {c["n"] for c in extra["citations"]}
     assert cited and {int(n) for n in re.findall(r"\[(\d+)\]", fallback)} == cited
     assert any(c["source"].endswith("差旅报销制度.md") for c in extra["citations"])

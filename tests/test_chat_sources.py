@@ -33,14 +33,14 @@ def kb(tmp_path_factory):
     return settings, root / "corpus"
 
 
-def test_a_cited_passage_marks_the_cited_sentence_inside_its_chunk(kb):
+def test_a_cited_passage_marks_the_cited_sentence_inside_its_chunk(kb, services):
     settings, _ = kb
     answer = ask("一线城市住宿标准是多少？", "demo", settings)
     [citation] = answer.citations
-    passage = cited_passage("demo", citation, settings)
+    passage = cited_passage("demo", citation, settings, services)
     assert passage.text[passage.start : passage.end] == citation.quote
     assert len(passage.text) > len(citation.quote), "the card shows the sentence inside its passage, not alone"
-    context = document_context("demo", citation, settings, chars=200)
+    context = document_context("demo", citation, settings, services, chars=200)
     assert context.text[context.start : context.end] == citation.quote and context.clipped_before
 
 
@@ -52,12 +52,12 @@ def test_passage_window_cuts_at_line_breaks_near_the_span():
     assert window.clipped_before and window.clipped_after
 
 
-def test_the_cited_pdf_page_is_rendered_with_the_quote_boxed(kb):
+def test_the_cited_pdf_page_is_rendered_with_the_quote_boxed(kb, services):
     settings, corpus = kb
     answer = ask("客户投诉多久内要给出处理方案？", "demo", settings)
     [citation] = answer.citations
     assert citation.source.endswith(PDF) and citation.page == 2
-    path = original_file("demo", citation.source, settings)
+    path = original_file("demo", citation.source, settings, services)
     assert path is not None and path.samefile(corpus / PDF)
     page = render_pdf_page(path, citation.page, citation.quote)
     image = Image.open(io.BytesIO(page.png)).convert("RGB")
@@ -79,36 +79,36 @@ def test_the_quote_is_found_across_the_pdfs_line_breaks_and_widths():
     assert _find_spans(list("ＡＰＩ网关"), "API网关") == [(0, 5)], "full-width PDF text matches the NFKC-cleaned quote"
 
 
-def test_the_original_counts_as_gone_once_the_file_changed(kb, tmp_path):
+def test_the_original_counts_as_gone_once_the_file_changed(kb, tmp_path, services):
     settings = load_settings(data_dir=tmp_path / "data")
     doc = tmp_path / "制度.md"
     doc.write_text("# 制度\n\n报销须在十五个工作日内提交。\n", encoding="utf-8")
     ingest_paths([doc], "kb", settings)
-    assert original_file("kb", str(doc), settings) == doc
+    assert original_file("kb", str(doc), settings, services) == doc
     doc.write_text("# 制度\n\n改过的内容。\n", encoding="utf-8")
-    assert original_file("kb", str(doc), settings) is None, "a changed file would show the wrong text"
-    assert original_file("kb", "没有这个文档.md", settings) is None
+    assert original_file("kb", str(doc), settings, services) is None, "a changed file would show the wrong text"
+    assert original_file("kb", "没有这个文档.md", settings, services) is None
     # An upload: its stored copy under the data dir, not the name the user gave.
     ingest_upload("kb", "上传的制度.md", "# 上传\n\n出差住宿每晚不超过600元。\n".encode(), settings)
-    stored = original_file("kb", "上传/上传的制度.md", settings)
+    stored = original_file("kb", "上传/上传的制度.md", settings, services)
     assert stored is not None and stored.is_relative_to(settings.data_dir / "uploads")
 
 
-def test_an_llm_answer_citing_nothing_still_shows_what_it_was_given(kb):
+def test_an_llm_answer_citing_nothing_still_shows_what_it_was_given(kb, services):
     settings, _ = kb
     fake = GenericFakeChatModel(messages=iter(["一线城市每晚不超过600元。"]))  # a model that forgot the markers
     answer = ask("一线城市住宿标准是多少？", "demo", settings, chat_model=fake)
-    assert answer.flags["uncited"] and not answer.citations
-    given = uncited_sources(answer, "demo", settings)
+    assert answer.flags.uncited and not answer.citations
+    given = uncited_sources(answer, "demo", settings, services)
     assert given and given[0].source.endswith("差旅报销制度.md") and "600元" in given[0].quote
     assert [c.n for c in given] == list(range(1, len(given) + 1)) and len(given) <= 3
     cited = ask("一线城市住宿标准是多少？", "demo", settings, chat_model=GenericFakeChatModel(messages=iter(["每晚不超过600元[1]。"])))
-    assert "uncited_sources" not in cited.flags
+    assert not cited.flags.uncited_sources
 
 
-def test_suggested_questions_come_from_headings_and_get_answers(kb):
+def test_suggested_questions_come_from_headings_and_get_answers(kb, services):
     settings, _ = kb
-    questions = suggested_questions("demo", settings)
+    questions = suggested_questions("demo", settings, services)
     assert len(questions) == 4 and len(set(questions)) == 4
     assert "「星河科技差旅报销制度」中的城市分级是什么？" in questions
     assert not any(word in q for q in questions for word in ("总则", "附则", "目的与适用范围", "更新日志", "常见问题"))
@@ -118,9 +118,9 @@ def test_suggested_questions_come_from_headings_and_get_answers(kb):
     assert heading_topic("第七條 資安事件通報") == "資安事件通報"
 
 
-def test_citation_offsets_that_no_longer_match_fall_back_to_the_quote(kb):
+def test_citation_offsets_that_no_longer_match_fall_back_to_the_quote(kb, services):
     settings, _ = kb
     stale = Citation(n=1, source="samples/没有.md", page=None, start=5, end=9, quote="旧的句子", chunk_id="nope-0", score=0.0)
-    passage = cited_passage("demo", stale, settings)
+    passage = cited_passage("demo", stale, settings, services)
     assert (passage.text, passage.start, passage.end) == ("旧的句子", 0, 4)
-    assert document_context("demo", stale, settings) is None
+    assert document_context("demo", stale, settings, services) is None

@@ -57,7 +57,7 @@ def folder_kb(tmp_path_factory):
     (folder / "通知").mkdir(parents=True)
     for i in range(1, N_NOTICES + 1):
         (folder / "通知" / f"通知{i:02d}.txt").write_text(f"第 {i} 号通知：本周五下午三点在三楼会议室开会，议题是第 {i} 项。\n", encoding="utf-8")
-    (folder / "照片.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (folder / "照片.gif").write_bytes(b"GIF89a")  # (PNG/JPEG are read by OCR now; GIF is not)
     (folder / "tool.exe").write_bytes(b"MZ")
     (folder / ".secret.exe").write_bytes(b"MZ")
     result = run(["ingest", str(folder), "--kb", "notices"], data)
@@ -71,7 +71,7 @@ def test_ingest_without_a_terminal_prints_progress_lines_and_names_unsupported_f
     assert progress == [("10", "21"), ("20", "21"), ("21", "21")], result.stderr
     assert "\x1b[" not in result.stderr and "━" not in result.stderr, "no live bar or colour codes in a log"
     unsupported = [line for line in result.stdout.splitlines() if line.startswith("不支持")]
-    assert len(unsupported) == 2 and any("照片.png" in u for u in unsupported) and any("tool.exe" in u for u in unsupported)
+    assert len(unsupported) == 2 and any("照片.gif" in u for u in unsupported) and any("tool.exe" in u for u in unsupported)
     assert ".secret.exe" not in result.stdout, "hidden files are not reported"
     assert "不支持 2" in result.stdout and ".pdf" in result.stdout, "the summary counts them and lists what is supported"
 

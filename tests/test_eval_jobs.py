@@ -24,9 +24,9 @@ def settings(tmp_path):
     return s
 
 
-def test_a_run_goes_from_running_to_done_with_a_report(settings):
+def test_a_run_goes_from_running_to_done_with_a_report(settings, services):
     items = [QAItem(id="q1", question="年休假有几天？", answers=["5天"]), QAItem(id="q2", question="火星有几颗卫星？", answerable=False)]
-    status = start_run("demo", items, settings)
+    status = start_run("demo", items, settings, services)
     assert status["status"] == "running" and status["total"] == 2
     deadline = time.monotonic() + 60
     while (now := run_status(status["id"], settings))["status"] == "running":
@@ -38,11 +38,11 @@ def test_a_run_goes_from_running_to_done_with_a_report(settings):
     assert [r["id"] for r in list_runs(settings)] == [status["id"]]
 
 
-def test_bad_requests_fail_before_anything_starts(settings):
+def test_bad_requests_fail_before_anything_starts(settings, services):
     with pytest.raises(ZhiwenError, match="重复"):
-        start_run("demo", [QAItem(id="a", question="x"), QAItem(id="a", question="y")], settings)
+        start_run("demo", [QAItem(id="a", question="x"), QAItem(id="a", question="y")], settings, services)
     with pytest.raises(ZhiwenError):
-        start_run("nope", [QAItem(id="a", question="x")], settings)
+        start_run("nope", [QAItem(id="a", question="x")], settings, services)
     with pytest.raises(RunNotFound):
         run_status("../../etc", settings)
     assert list_runs(settings) == []
@@ -58,11 +58,11 @@ def test_a_run_whose_server_died_reads_as_interrupted(settings):
     assert run_status("ab" * 8, settings)["status"] == "interrupted"
 
 
-def test_at_most_two_runs_at_once_and_a_damaged_status_hides_only_that_run(settings):
+def test_at_most_two_runs_at_once_and_a_damaged_status_hides_only_that_run(settings, services):
     items = [QAItem(id=f"q{i}", question=f"年休假第{i}问有几天？") for i in range(60)]
-    started = [start_run("demo", items, settings) for _ in range(2)]
+    started = [start_run("demo", items, settings, services) for _ in range(2)]
     with pytest.raises(ZhiwenError, match="too many"):
-        start_run("demo", items[:1], settings)
+        start_run("demo", items[:1], settings, services)
     deadline = time.monotonic() + 120
     while any(run_status(s["id"], settings)["status"] == "running" for s in started):
         assert time.monotonic() < deadline
@@ -71,7 +71,7 @@ def test_at_most_two_runs_at_once_and_a_damaged_status_hides_only_that_run(setti
     broken.mkdir()
     (broken / "status.json").write_text("{not json")
     assert {r["id"] for r in list_runs(settings)} == {s["id"] for s in started}
-    last = start_run("demo", items[:1], settings)
+    last = start_run("demo", items[:1], settings, services)
     assert last["status"] == "running", "slots are freed when runs end"
     while run_status(last["id"], settings)["status"] == "running":
         assert time.monotonic() < deadline

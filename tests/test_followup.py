@@ -127,12 +127,12 @@ def test_a_new_topic_gets_its_own_answer(kb, first, second, source, expected, ol
     assert not answer.refused
     assert _sources(answer) == {source}, answer.text
     assert expected in answer.text and old_topic not in answer.text, answer.text
-    assert "standalone_question" not in answer.flags, "a new topic is searched alone"
+    assert answer.flags.standalone_question is None, "a new topic is searched alone"
 
 
 def test_a_real_follow_up_still_uses_the_conversation(kb):
     answer = _converse(kb, "网关默认用哪个端口处理业务流量？", "那管理控制台呢？")
-    assert answer.flags["standalone_question"] == "网关默认用哪个端口处理业务流量？ 那管理控制台呢？"
+    assert answer.flags.standalone_question == "网关默认用哪个端口处理业务流量？ 那管理控制台呢？"
     assert "9090" in answer.text and _sources(answer) == {"知问网关产品说明.html"}, answer.text
 
 
@@ -148,7 +148,7 @@ def test_a_new_subject_in_follow_up_form_is_found_by_its_own_words(kb, first, se
     relevant passage of the joined query mentions it, its own words are searched (llm.followup)."""
     answer = _converse(kb, first, second)
     assert not answer.refused and source in _sources(answer) and old_source not in _sources(answer), answer.text
-    assert answer.flags["standalone_question"] != f"{first} {second}"
+    assert answer.flags.standalone_question != f"{first} {second}"
 
 
 def test_a_leading_na_is_not_glued_to_the_next_word():

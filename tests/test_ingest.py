@@ -234,7 +234,7 @@ def test_edited_document_reuses_embeddings_of_unchanged_chunks(settings, tmp_pat
     assert len(embedded) == 1 and "350元" in embedded[0]
 
 
-def test_readers_keep_a_consistent_snapshot_while_a_writer_is_busy(settings, tmp_path):
+def test_readers_keep_a_consistent_snapshot_while_a_writer_is_busy(settings, tmp_path, services):
     from ingest.kb import shared_kb
     from ingest.pipeline import (
         SourceFile,
@@ -246,7 +246,7 @@ def test_readers_keep_a_consistent_snapshot_while_a_writer_is_busy(settings, tmp
 
     write(tmp_path / "d1" / "一.md", "一线城市每晚不超过600元。")
     ingest_paths([tmp_path / "d1"], "kb", settings)
-    reader = shared_kb("kb", settings)
+    reader = shared_kb("kb", settings, services)
     assert reader.retriever().search("一线城市住宿", 1).hits
     with KnowledgeBase.open("kb", settings) as writer, writer.write_lock:
         f = write(tmp_path / "d2" / "二.md", "资安事件须于1小时内通报资讯安全部。")

@@ -36,10 +36,10 @@ def llm_settings(base: "load_settings", base_url: str, **kw):
 
 
 def _assert_citations_map_to_retrieved(answer, settings):
-    assert answer.citations or answer.flags["uncited"], "an answer without [n] is flagged"
+    assert answer.citations or answer.flags.uncited, "an answer without [n] is flagged"
     with KnowledgeBase.open("kb", settings) as kb:
         for c in answer.citations:
-            assert c.chunk_id in answer.flags["retrieved"]
+            assert c.chunk_id in answer.flags.retrieved
             doc = kb.catalog.document_by_source(c.source)
             assert kb.catalog.document_text(doc.id)[c.start : c.end] == c.quote
 
@@ -53,7 +53,7 @@ def test_non_streaming_answer_from_the_llm(llm_server, kb_settings):
     answer = ask("知问网关的P99延迟是多少？", "kb", s)
     assert answer.mode == "llm" and answer.model == "zhiwen" and not answer.refused
     assert answer.text.strip()
-    assert answer.flags["llm_calls"] == 1
+    assert answer.flags.llm_calls == 1
     _assert_citations_map_to_retrieved(answer, s)
 
 
@@ -72,11 +72,11 @@ def test_follow_up_is_condensed_with_history(llm_server, kb_settings):
     s = llm_settings(kb_settings, llm_server.base_url)
     history = [("知问网关是什么？", "知问网关是星河科技自主研发的高性能API网关。[1]")]
     answer = ask("它的延迟是多少?", "kb", s, history=history)
-    assert answer.flags["llm_calls"] == 2, ("one call condenses, one answers", answer.flags)
-    standalone = answer.flags["standalone_question"]
+    assert answer.flags.llm_calls == 2, ("one call condenses, one answers", answer.flags)
+    standalone = answer.flags.standalone_question
     assert standalone and standalone != "它的延迟是多少?"
     gateway = _doc_prefix(s, "知问网关产品说明.html")
-    assert any(cid.startswith(gateway) for cid in answer.flags["retrieved"][:3]), standalone
+    assert any(cid.startswith(gateway) for cid in answer.flags.retrieved[:3]), standalone
 
 
 def _doc_prefix(settings, name: str) -> str:
@@ -91,9 +91,9 @@ def test_a_new_topic_is_retrieved_alone_without_a_rewrite_call(llm_server, kb_se
     s = llm_settings(kb_settings, llm_server.base_url)
     history = [("客户投诉多久内要给出处理方案？", "客户投诉须在24小时内响应，48小时内给出处理方案[1]")]
     answer = ask("资安事件多久内要通报？", "kb", s, history=history)
-    assert answer.flags["llm_calls"] == 1, answer.flags
-    assert "standalone_question" not in answer.flags and "condense" not in answer.timings_ms
-    assert answer.flags["retrieved"][0].startswith(_doc_prefix(s, "資訊安全規範.txt")), answer.flags["retrieved"]
+    assert answer.flags.llm_calls == 1, answer.flags
+    assert answer.flags.standalone_question is None and "condense" not in answer.timings_ms
+    assert answer.flags.retrieved[0].startswith(_doc_prefix(s, "資訊安全規範.txt")), answer.flags.retrieved
 
 
 @pytest.mark.parametrize(
@@ -107,33 +107,33 @@ def test_a_rewrite_that_drops_the_new_questions_words_is_not_used(kb_settings, r
     history = [("网关默认用哪个端口处理业务流量？", "网关默认使用8080端口处理业务流量，管理控制台默认使用9090端口。[1]")]
     s = kb_settings.model_copy(update={"answer_cache_size": 0})
     answer = ask("那管理控制台呢？", "kb", s, history=history, chat_model=fake)
-    assert answer.flags["llm_calls"] == 2, "a follow-up is still condensed"
+    assert answer.flags.llm_calls == 2, "a follow-up is still condensed"
     if used:
-        assert answer.flags["standalone_question"] == rewrite and "rejected_rewrite" not in answer.flags
+        assert answer.flags.standalone_question == rewrite and answer.flags.rejected_rewrite is None
     else:
-        assert answer.flags["rejected_rewrite"] == rewrite
-        assert answer.flags["standalone_question"] == "网关默认用哪个端口处理业务流量？ 那管理控制台呢？"
-    assert answer.flags["retrieved"][0].startswith(_doc_prefix(s, "知问网关产品说明.html"))
+        assert answer.flags.rejected_rewrite == rewrite
+        assert answer.flags.standalone_question == "网关默认用哪个端口处理业务流量？ 那管理控制台呢？"
+    assert answer.flags.retrieved[0].startswith(_doc_prefix(s, "知问网关产品说明.html"))
 
 
 def test_refusal_makes_no_llm_call(llm_server, kb_settings):
     s = llm_settings(kb_settings, llm_server.base_url)
     answer = ask("火星上有多少颗卫星？", "kb", s)
-    assert answer.refused and answer.flags["llm_calls"] == 0 and not answer.citations
+    assert answer.refused and answer.flags.llm_calls == 0 and not answer.citations
 
 
-def test_cache_hit_makes_no_second_call_and_ingest_invalidates_it(llm_server, tmp_path):
+def test_cache_hit_makes_no_second_call_and_ingest_invalidates_it(llm_server, tmp_path, services):
     s = llm_settings(load_settings(data_dir=tmp_path / "data"), llm_server.base_url, answer_cache_size=16)
     write(tmp_path / "d" / "网关.md", "知问网关的平均延迟为2毫秒，P99延迟低于5毫秒。")
     ingest_paths([tmp_path / "d"], "kb", s)
-    first = ask("知问网关的延迟是多少？", "kb", s)
-    again = ask("知问网关的延迟是多少?", "kb", s)
-    assert first.flags["llm_calls"] == 1
-    assert again.flags.get("cached") and again.flags["llm_calls"] == 0 and again.text == first.text
+    first = ask("知问网关的延迟是多少？", "kb", s, services=services)
+    again = ask("知问网关的延迟是多少?", "kb", s, services=services)
+    assert first.flags.llm_calls == 1
+    assert again.flags.cached and again.flags.llm_calls == 0 and again.text == first.text
     write(tmp_path / "d" / "备份.md", "每周日凌晨2点全量备份。")
     ingest_paths([tmp_path / "d"], "kb", s)
-    after = ask("知问网关的延迟是多少？", "kb", s)
-    assert not after.flags.get("cached") and after.flags["llm_calls"] == 1
+    after = ask("知问网关的延迟是多少？", "kb", s, services=services)
+    assert not after.flags.cached and after.flags.llm_calls == 1
 
 
 def test_server_down_falls_back_to_extractive_or_fails_clearly(kb_settings):
@@ -141,7 +141,7 @@ def test_server_down_falls_back_to_extractive_or_fails_clearly(kb_settings):
     t0 = time.monotonic()
     answer = ask("一线城市住宿标准是多少？", "kb", s)
     assert answer.mode == "extractive" and "600元" in answer.text
-    assert "连接" in answer.flags["llm_error"]
+    assert "连接" in answer.flags.llm_error
     assert time.monotonic() - t0 < 30
     with pytest.raises(ZhiwenError, match="LLM unavailable"):
         ask("一线城市住宿标准是多少？", "kb", s.model_copy(update={"llm_fallback_extractive": False}))
@@ -163,7 +163,7 @@ def test_server_killed_mid_stream_gives_a_clear_error_and_no_hang(kb_settings, t
         kinds = [e.kind for e in events]
         assert "error" in kinds, kinds[-5:]
         final = events[-1].answer
-        assert final.mode == "extractive" and final.flags["llm_error"]
+        assert final.mode == "extractive" and final.flags.llm_error
         assert "".join(e.text for e in events if e.kind == "token").endswith(final.text), "the fallback is streamed too"
         assert time.monotonic() - t0 < 60
     finally:
@@ -181,7 +181,7 @@ def test_a_stream_that_dies_streams_the_extractive_answer_after_what_was_shown(k
     finally:
         llm.close()
     final = events[-1].answer
-    assert final.mode == "extractive" and final.flags["llm_error"] and "600元" in final.text
+    assert final.mode == "extractive" and final.flags.llm_error and "600元" in final.text
     streamed = "".join(e.text for e in events if e.kind == "token")
     if die_after:
         assert streamed == llm.reply[:die_after] + FALLBACK_SEPARATOR_ZH + final.text
@@ -215,7 +215,7 @@ def test_chain_drops_markers_the_llm_invents(kb_settings):
     """The same parsing inside the chain, with a scripted chat model standing in for the server."""
     fake = GenericFakeChatModel(messages=iter(["一线城市每晚不超过600元[1][9]。"]))
     answer = ask("一线城市住宿标准是多少？", "kb", kb_settings.model_copy(update={"answer_cache_size": 0}), chat_model=fake)
-    assert "[9]" not in answer.text and answer.flags["dropped_markers"] == 1
+    assert "[9]" not in answer.text and answer.flags.dropped_markers == 1
     assert answer.citations[0].n == 1
 
 
@@ -224,13 +224,13 @@ def test_the_models_own_no_answer_reply_is_a_refusal(kb_settings, reply):
     """Rule 3's reply is a refusal (evaluation scores it as one), not an uncited answer."""
     fake = GenericFakeChatModel(messages=iter([reply]))
     answer = ask("一线城市住宿标准是多少？", "kb", kb_settings.model_copy(update={"answer_cache_size": 0}), chat_model=fake)
-    assert answer.refused and answer.mode == "llm" and answer.citations == [] and answer.flags["model_refused"]
+    assert answer.refused and answer.mode == "llm" and answer.citations == [] and answer.flags.model_refused
 
 
 def test_a_hedge_followed_by_a_guess_is_not_a_refusal(kb_settings):
     fake = GenericFakeChatModel(messages=iter(["资料中没有相关信息，但一般来说一线城市住宿标准大约是每晚五百到八百元之间。"]))
     answer = ask("一线城市住宿标准是多少？", "kb", kb_settings.model_copy(update={"answer_cache_size": 0}), chat_model=fake)
-    assert not answer.refused and answer.flags["uncited"]
+    assert not answer.refused and answer.flags.uncited
 
 
 def test_cli_streams_and_reports_mode_and_model(llm_server, kb_settings):

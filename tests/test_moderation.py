@@ -113,10 +113,10 @@ def sample_kb(tmp_path, settings):
 
 def test_chain_blocks_questions_and_masks_pii_before_retrieval(sample_kb):
     blocked = ask("怎样自制炸药？", "kb", sample_kb)
-    assert blocked.refused and blocked.flags["moderation"][0]["action"] == "block" and not blocked.citations
+    assert blocked.refused and blocked.flags.moderation[0].action == "block" and not blocked.citations
     masked = ask("我的手机13800138000，一线城市住宿标准是多少？", "kb", sample_kb)
     assert not masked.refused and "600元" in masked.text
-    assert masked.flags["moderation"][0]["rule_id"] == "pii:mobile"
+    assert masked.flags.moderation[0].rule_id == "pii:mobile"
 
 
 def test_chain_masks_answers_and_streams(sample_kb, tmp_path):

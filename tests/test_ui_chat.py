@@ -107,10 +107,10 @@ def test_regenerate_replaces_the_last_answer_with_a_fresh_one(demo_kb):
     at = chat()
     at.chat_input[0].set_value("一线城市住宿标准是多少？").run()
     conversation_id = opened(at)
-    assert store(demo_kb).get(conversation_id).turns[0].answer.flags.get("cached")
+    assert store(demo_kb).get(conversation_id).turns[0].answer.flags.cached
     at.button(key="zw-regen-0").click().run()
     turns = store(demo_kb).get(conversation_id).turns
-    assert len(turns) == 1 and not turns[0].answer.flags.get("cached"), "replaced by a new answer, not appended"
+    assert len(turns) == 1 and not turns[0].answer.flags.cached, "replaced by a new answer, not appended"
     assert len(assistants(at)) == 1 and "600元" in text_of(assistants(at)[0])
 
 
@@ -159,7 +159,7 @@ def test_an_answer_cut_at_the_token_limit_says_so(demo_kb, llm_server, monkeypat
     at.chat_input[0].set_value("请详细介绍知问网关的全部功能。").run()
     assert any("长度上限（8 个 token）" in w.value for w in assistants(at)[0].warning)
     [conversation] = store(demo_kb).list()
-    assert store(demo_kb).get(conversation.id).turns[0].answer.flags["truncated"]
+    assert store(demo_kb).get(conversation.id).turns[0].answer.flags.truncated
 
 
 @pytest.fixture

@@ -213,8 +213,8 @@ def test_executables_images_archives_and_junk_are_refused_by_content(settings):
     refused(settings, "随机.pdf", junk, r"内容不是 PDF")
     refused(settings, "图.txt", png, r"PNG")
     refused(settings, "日志.txt", gzip.compress(POLICY.encode() * 20), r"gzip")
-    refused(settings, "表格.docx", zip_bytes({"xl/workbook.xml": b"<workbook/>", "[Content_Types].xml": b"<Types/>"}),
-            r"内容不是 DOCX.*Excel")
+    refused(settings, "表格.docx", zip_bytes({"mimetype": b"application/vnd.oasis.opendocument.spreadsheet"}),
+            r"内容不是 DOCX.*OpenDocument")
     refused(settings, "资料.docx", zip_bytes({"a.txt": POLICY.encode()}), r"内容不是 DOCX.*ZIP")
     err = refused(settings, "年报.pdf", b"<!DOCTYPE html><html><body><h1>404 Not Found</h1></body></html>", r"内容不是 PDF.*HTML")
     assert "下载" in err.reason.split("（", 1)[1]
@@ -414,7 +414,7 @@ def test_instructions_inside_an_uploaded_document_are_quoted_as_data(settings, l
     model, sent = recording_model(s)
     answer = ask("知问网关的默认管理端口是多少？", KB, s, chat_model=model)
 
-    assert answer.mode == "llm" and answer.flags["llm_calls"] == 1 and "llm_error" not in answer.flags
+    assert answer.mode == "llm" and answer.flags.llm_calls == 1 and answer.flags.llm_error is None
     system, human = sent[-1][0], sent[-1][-1]
     assert system.content == SYSTEM_PROMPT and INJECTION not in system.content
     block = re.search(r"\[1\] 《[^》]*》\n<<<\n(.*?)\n>>>", human.content, re.DOTALL)

@@ -18,6 +18,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from app.api.metrics import RATE_LIMITED
 from core.keys import ApiKey, verify
+from core.services import Services
 from core.settings import Settings
 
 
@@ -25,6 +26,7 @@ from core.settings import Settings
 class ApiState:
     settings: Settings
     auth: bool
+    services: Services  # open knowledge bases, answer cache, moderators, eval slots of this app
     limiter: MovingWindowRateLimiter = field(default_factory=lambda: MovingWindowRateLimiter(MemoryStorage()))
 
     @property
@@ -39,6 +41,10 @@ def state(request: Request) -> ApiState:
 
 def settings_of(request: Request) -> Settings:
     return state(request).settings
+
+
+def services_of(request: Request) -> Services:
+    return state(request).services
 
 
 def caller(request: Request) -> ApiKey | None:
@@ -66,6 +72,7 @@ def require(key: ApiKey | None, kb: str, role: str) -> None:
         raise HTTPException(403, f"这个 key 没有知识库 {kb} 的 {role} 权限 (forbidden)")
 
 
-# Route parameters: ``key: Caller, settings: Config``.
+# Route parameters: ``key: Caller, settings: Config, services: State``.
 Caller = Annotated[ApiKey | None, Depends(caller)]
 Config = Annotated[Settings, Depends(settings_of)]
+State = Annotated[Services, Depends(services_of)]

@@ -1,7 +1,8 @@
 """Prometheus metrics of the API process (GET /metrics): request latency, answers and their tokens,
 answer-cache hits, retrieval hits, moderation actions, ingested files.
 
-Moderation is counted through core.events, so moderation/ never imports prometheus_client.
+Moderation is counted through the app's ``Services`` event bus (``count_moderation``, wired by create_app),
+so moderation/ never imports prometheus_client.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.events import subscribe
+from core.services import EventBus
 from core.models import Answer, IngestResult
 from core.text import count_tokens
 
@@ -31,10 +32,10 @@ RATE_LIMITED = Counter("zhiwen_rate_limited_total", "Requests refused by the per
 
 def observe_answer(kb: str, answer: Answer) -> None:
     ANSWERS.labels(kb, answer.mode, str(answer.refused).lower()).inc()
-    if answer.flags.get("cached"):
+    if answer.flags.cached:
         ANSWER_CACHE_HITS.labels(kb).inc()
     ANSWER_TOKENS.labels(kb).inc(count_tokens(answer.text))
-    RETRIEVAL_HITS.labels(kb).observe(len(answer.flags.get("retrieved", [])))
+    RETRIEVAL_HITS.labels(kb).observe(len(answer.flags.retrieved))
     CITATIONS.labels(kb).inc(len(answer.citations))
 
 
@@ -46,7 +47,9 @@ def _on_moderation(surface: str, action: str, category: str) -> None:
     MODERATION_ACTIONS.labels(surface, action, category).inc()
 
 
-subscribe("moderation", _on_moderation)
+def count_moderation(events: EventBus) -> None:
+    """Count every moderation finding acted on in the process whose event bus this is."""
+    events.subscribe("moderation", _on_moderation)
 
 
 class MetricsMiddleware:

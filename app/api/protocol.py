@@ -28,4 +28,4 @@ class Choice(BaseModel):
 class ChatCompletion(CompletionHeader):
     choices: list[Choice]
     citations: list[dict[str, Any]] = Field(default_factory=list)  # zhiwen extension
-    zhiwen: dict[str, Any] = Field(default_factory=dict)  # refused, mode, timings, flags
+    zhiwen: dict[str, Any] = Field(default_factory=dict)  # the answer's public JSON (core.models.Answer.to_public_json)

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import Caller, Config, require
+from app.api.deps import Caller, Config, State, require
 from app.api.metrics import observe_answer
 from app.api.protocol import ChatCompletion, ChatCompletionRequest, Choice
 from core.openai_protocol import ChatMessage, ModelCard, ModelList, chunk, completion_id
+from core.services import Services
 from core.settings import Settings
 from ingest.kb import list_kbs
 from llm.answer import ask, stream_ask
@@ -47,7 +48,7 @@ def models(key: Caller, settings: Config) -> ModelList:
 
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion)
-def chat(body: ChatCompletionRequest, key: Caller, settings: Config):
+def chat(body: ChatCompletionRequest, key: Caller, settings: Config, services: State):
     kb, _, adapter = body.model.partition(":")
     require(key, kb, "read")
     question, history = split_conversation(body.messages)
@@ -55,25 +56,26 @@ def chat(body: ChatCompletionRequest, key: Caller, settings: Config):
                                     "llm_model": adapter or None}.items() if v is not None}
     s = settings.model_copy(update=overrides)
     if body.stream:
-        return StreamingResponse(_sse(question, kb, s, history, body), media_type="text/event-stream")
-    answer = ask(question, kb, s, history=history, top_k=body.top_k)
+        return StreamingResponse(_sse(question, kb, s, history, body, services), media_type="text/event-stream")
+    answer = ask(question, kb, s, history=history, top_k=body.top_k, services=services)
     observe_answer(kb, answer)
     return ChatCompletion(
         model=body.model, choices=[Choice(message=ChatMessage(role="assistant", content=answer.text))],
         citations=[c.model_dump() for c in answer.citations],
-        zhiwen={"refused": answer.refused, "mode": answer.mode, "model": answer.model, "timings_ms": answer.timings_ms},
+        zhiwen=answer.to_public_json(),
     )
 
 
-def _sse(question: str, kb: str, settings: Settings, history: History, body: ChatCompletionRequest) -> Iterator[str]:
+def _sse(question: str, kb: str, settings: Settings, history: History, body: ChatCompletionRequest,
+         services: Services) -> Iterator[str]:
     cid = completion_id()
-    for event in stream_ask(question, kb, settings, history=history, top_k=body.top_k):
+    for event in stream_ask(question, kb, settings, history=history, top_k=body.top_k, services=services):
         if event.kind == "token":
             yield f"data: {json.dumps(chunk(cid, body.model, {'content': event.text}), ensure_ascii=False)}\n\n"
         elif event.kind == "answer":
             a = event.answer
             observe_answer(kb, a)
             final = chunk(cid, body.model, {}, finish="stop", citations=[c.model_dump() for c in a.citations],
-                          zhiwen={"refused": a.refused, "mode": a.mode, "model": a.model, "text": a.text})
+                          zhiwen=a.to_public_json())
             yield f"data: {json.dumps(final, ensure_ascii=False)}\n\n"
     yield "data: [DONE]\n\n"

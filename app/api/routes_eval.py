@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from app.api.deps import Caller, Config, require
+from app.api.deps import Caller, Config, State, require
 from eval.dataset import QAItem
 from eval.jobs import list_runs, run_status, start_run
 
@@ -38,10 +38,10 @@ class EvalRunList(BaseModel):
 
 
 @router.post("", response_model=EvalRun, status_code=202)
-def start(body: EvalRequest, key: Caller, settings: Config) -> EvalRun:
+def start(body: EvalRequest, key: Caller, settings: Config, services: State) -> EvalRun:
     """Asking a whole dataset costs like many questions at once, so it needs write, not read."""
     require(key, body.kb, "write")
-    return EvalRun.model_validate(start_run(body.kb, body.items, settings, workers=body.workers))
+    return EvalRun.model_validate(start_run(body.kb, body.items, settings, services, workers=body.workers))
 
 
 @router.get("", response_model=EvalRunList)

@@ -12,13 +12,12 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, UploadFile
 from pydantic import BaseModel, Field
 
-from app.api.deps import Caller, Config, require
+from app.api.deps import Caller, Config, State, require
 from app.api.metrics import observe_ingest
 from core.errors import DocumentNotFound, KnowledgeBaseExists, KnowledgeBaseNotFound
 from core.models import Document, IngestResult, KnowledgeBaseInfo
-from core.settings import Settings
 from ingest.documents import ingest_upload, reindex_document, remove_document
-from ingest.kb import KnowledgeBase, create_kb, delete_kb, list_kbs, validate_name
+from ingest.kb import create_kb, delete_kb, kb_document, kb_documents, kb_info, list_kbs, validate_name
 
 router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge bases"])
 
@@ -55,19 +54,6 @@ class UploadResults(BaseModel):
     data: list[IngestResult]
 
 
-def _info(kb: str, settings: Settings) -> KnowledgeBaseInfo:
-    with KnowledgeBase.open(kb, settings) as opened:
-        return opened.info()
-
-
-def _document(kb: str, doc_id: str, settings: Settings) -> Document:
-    with KnowledgeBase.open(kb, settings) as opened:
-        doc = opened.catalog.document_by_id(doc_id)
-    if doc is None:
-        raise DocumentNotFound(kb, doc_id)
-    return doc
-
-
 @router.get("", response_model=KnowledgeBaseList)
 def list_knowledge_bases(key: Caller, settings: Config) -> KnowledgeBaseList:
     return KnowledgeBaseList(data=[KnowledgeBaseOut.of(i) for i in list_kbs(settings) if key is None or key.allows(i.name, "read")])
@@ -86,30 +72,29 @@ def create_knowledge_base(body: NewKnowledgeBase, key: Caller,
 @router.get("/{kb}", response_model=KnowledgeBaseOut)
 def get_knowledge_base(kb: str, key: Caller, settings: Config) -> KnowledgeBaseOut:
     require(key, kb, "read")
-    return KnowledgeBaseOut.of(_info(kb, settings))
+    return KnowledgeBaseOut.of(kb_info(kb, settings))
 
 
 @router.delete("/{kb}", status_code=204)
-def delete_knowledge_base(kb: str, key: Caller, settings: Config) -> None:
+def delete_knowledge_base(kb: str, key: Caller, settings: Config, services: State) -> None:
     require(key, kb, "admin")
-    delete_kb(kb, settings)
+    delete_kb(kb, settings, services)
 
 
 @router.get("/{kb}/documents", response_model=DocumentList)
 def list_documents(kb: str, key: Caller, settings: Config) -> DocumentList:
     require(key, kb, "read")
-    with KnowledgeBase.open(kb, settings) as opened:
-        return DocumentList(data=opened.catalog.list_documents())
+    return DocumentList(data=kb_documents(kb, settings)[1])
 
 
 @router.post("/{kb}/documents", response_model=UploadResults)
 def upload_documents(kb: str, files: Annotated[list[UploadFile], File(description="一个或多个文件 (one or more files)")],
-                     key: Caller, settings: Config) -> UploadResults:
+                     key: Caller, settings: Config, services: State) -> UploadResults:
     """Each file gets its own result; a refused file (too big, wrong content, archive bomb) is reported
     as failed with the reason, and the others still go in. A missing knowledge base needs admin."""
     require(key, kb, "write")
     try:
-        _info(kb, settings)
+        kb_info(kb, settings)
     except KnowledgeBaseNotFound:
         require(key, kb, "admin")
     limit = settings.upload_max_mb * 1024 * 1024
@@ -117,7 +102,7 @@ def upload_documents(kb: str, files: Annotated[list[UploadFile], File(descriptio
     for f in files:
         name = f.filename or "upload"
         data = f.file.read(limit + 1)  # never more than the limit in memory
-        result = ingest_upload(kb, name, data, settings, content_type=f.content_type)  # refused: status "failed"
+        result = ingest_upload(kb, name, data, settings, content_type=f.content_type, services=services)  # refused: "failed"
         observe_ingest(kb, result)
         results.append(result)
     return UploadResults(data=results)
@@ -126,7 +111,7 @@ def upload_documents(kb: str, files: Annotated[list[UploadFile], File(descriptio
 @router.delete("/{kb}/documents/{doc_id}", status_code=204)
 def delete_document(kb: str, doc_id: str, key: Caller, settings: Config) -> None:
     require(key, kb, "write")
-    doc = _document(kb, doc_id, settings)
+    doc = kb_document(kb, doc_id, settings)
     if not remove_document(kb, doc.source, settings):
         raise DocumentNotFound(kb, doc_id)
 
@@ -134,6 +119,6 @@ def delete_document(kb: str, doc_id: str, key: Caller, settings: Config) -> None
 @router.post("/{kb}/documents/{doc_id}/reindex", response_model=IngestResult)
 def reindex(kb: str, doc_id: str, key: Caller, settings: Config) -> IngestResult:
     require(key, kb, "write")
-    result = reindex_document(kb, _document(kb, doc_id, settings).source, settings)
+    result = reindex_document(kb, kb_document(kb, doc_id, settings).source, settings)
     observe_ingest(kb, result)
     return result

@@ -9,6 +9,9 @@ routes_eval (evaluation runs).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -16,9 +19,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api import routes_chat, routes_eval, routes_kb
 from app.api.deps import ApiState, Caller, require
-from app.api.metrics import MetricsMiddleware
+from app.api.metrics import MetricsMiddleware, count_moderation
 from core.errors import DocumentNotFound, KnowledgeBaseNotFound, ZhiwenError
 from core.openai_protocol import error_body
+from core.services import Services
 from core.settings import Settings
 from eval.jobs import RunNotFound, TooManyRuns
 
@@ -34,10 +38,18 @@ def _error(status: int, message: str, kind: str | None = None, headers: dict[str
 
 
 def create_app(settings: Settings, auth: bool = True) -> FastAPI:
+    services = Services()  # this app's long-lived state; a second app in the process has its own
+    count_moderation(services.events)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.close()  # open knowledge bases release their files
+
     # Several files per upload request, each at most upload_max_mb.
     app = FastAPI(title="zhiwen API", version="0.1.0", description="知问：OpenAI 兼容的知识库问答接口 (OpenAI-compatible RAG API)",
-                  max_body_size=4 * settings.upload_max_mb * 1024 * 1024 + 1024 * 1024)
-    app.state.zhiwen = ApiState(settings=settings, auth=auth)
+                  max_body_size=4 * settings.upload_max_mb * 1024 * 1024 + 1024 * 1024, lifespan=lifespan)
+    app.state.zhiwen = ApiState(settings=settings, auth=auth, services=services)
     app.add_middleware(MetricsMiddleware)
 
     @app.exception_handler(ZhiwenError)

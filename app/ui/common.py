@@ -12,6 +12,7 @@ import streamlit as st
 from app.ui.i18n import lang, t
 from core.errors import ZhiwenError
 from core.keys import ApiKey
+from core.services import Services
 from core.settings import Settings, load_settings
 from ingest.kb import list_kbs
 
@@ -21,6 +22,13 @@ SESSION_KEY = "zw-api-key"  # the logged-in ApiKey, re-verified on every run by 
 def base_settings() -> Settings:
     """Defaults, zhiwen.toml and ZHIWEN_* variables (cheap to read: no caching to go stale)."""
     return load_settings()
+
+
+@st.cache_resource(show_spinner=False)
+def ui_services() -> Services:
+    """The web UI process's long-lived state (open knowledge bases, answer cache, moderators, eval
+    slots): made once per server process, shared by every browser session."""
+    return Services()
 
 
 def current_key() -> ApiKey | None:

@@ -159,7 +159,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "admin_only": {"zh": "只有管理员（*:admin）可以修改。", "en": "Only an administrator (*:admin) can change this."},
     "eval_forbidden": {"zh": "没有权限查看这个评测结果（需要其知识库的读取权限）。", "en": "Not allowed to view this evaluation run (it needs read access to its knowledge base)."},
     # ---- issue 20: the rest of the UI (knowledge bases, evaluation, moderation, narrow windows) ----
-    "upload_help": {"zh": "支持 PDF、Word（.docx）、Markdown、HTML、纯文本、CSV、JSONL。把文件拖到下方框内，或点击“选择文件”。", "en": "PDF, Word (.docx), Markdown, HTML, plain text, CSV and JSONL. Drop files on the box below or click Browse files."},
+    "upload_help": {"zh": "支持 PDF、Word（.docx）、PowerPoint（.pptx）、Excel（.xlsx）、Markdown、HTML、纯文本、CSV、JSONL，以及图片（.png .jpg .webp .bmp .tif）和扫描版 PDF（经 OCR 识别文字）。把文件拖到下方框内，或点击“选择文件”。", "en": "PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), Markdown, HTML, plain text, CSV, JSONL, and images (.png .jpg .webp .bmp .tif) and scanned PDFs, read by OCR. Drop files on the box below or click Browse files."},
     "uploader_button": {"zh": "选择文件", "en": "Browse files"},
     "uploader_limit": {"zh": "每个文件不超过 {mb} MB", "en": "Up to {mb} MB per file"},
     "uploader_drop": {"zh": "松开鼠标即可上传", "en": "Drop the files here"},
@@ -169,6 +169,9 @@ STRINGS: dict[str, dict[str, str]] = {
     "load_todo_generic": {"zh": "请检查文件内容，必要时重新保存一份后再上传。", "en": "Check the file, save a fresh copy if needed, and upload it again."},
     "load_todo_pdf": {"zh": "请用 PDF 阅读器打开并另存一份，再上传。", "en": "Open it in a PDF reader, save a copy, and upload that copy."},
     "load_todo_pdf_scan": {"zh": "这份 PDF 可能是扫描件：请先做文字识别（OCR）再上传。", "en": "It may be a scan: run text recognition (OCR) on it first, then upload it."},
+    "load_todo_ocr": {"zh": "读取图片和扫描件需要在服务器上安装 OCR 组件（pip install 'zhiwen[ocr]'），请联系管理员。", "en": "Images and scans need the OCR extra on the server (pip install 'zhiwen[ocr]'); ask an administrator."},
+    "load_todo_ocr_empty": {"zh": "文字识别没有读出文字：请确认图片或扫描件清晰、方向正确。", "en": "Text recognition found no text: check that the image or scan is sharp and upright."},
+    "load_todo_image": {"zh": "请用看图软件打开图片，缩小或另存为 PNG/JPEG，再上传。", "en": "Open the image in a viewer, shrink it or save it as PNG/JPEG, and upload that."},
     "load_todo_docx": {"zh": "请用 Word 或 WPS 打开并另存为 .docx，再上传。", "en": "Open it in Word or WPS, save it as .docx, and upload that."},
     "load_todo_encrypted": {"zh": "请先去掉密码保护，再上传。", "en": "Remove its password protection, then upload it again."},
     "load_todo_type": {"zh": "支持的类型：{types}。请转换成其中一种再上传。", "en": "Supported types: {types}. Convert it to one of them and upload it again."},

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.ui.common import ui_services
 from app.ui.i18n import t
 from core.errors import ZhiwenError
 from core.models import Answer, Citation
@@ -32,7 +33,7 @@ def badge(answer: Answer) -> str:
     if "total" not in answer.timings_ms:  # a stopped answer was never timed
         return f":{colour}-badge[{label}]"
     latency = f"{answer.timings_ms['total']:.0f} ms"
-    cached = f" · {t('cached')}" if answer.flags.get("cached") else ""
+    cached = f" · {t('cached')}" if answer.flags.cached else ""
     return f":{colour}-badge[{label}] :gray-badge[{latency}{cached}]"
 
 
@@ -94,7 +95,7 @@ def _is_pdf(path: Path) -> bool:
 def show_original(citation: Citation, kb_name: str, settings: Settings) -> None:
     """The cited page of a PDF with the quote boxed; for other files (or without a renderer) the cited
     sentence in its document's text. A download of the original when it is still the ingested file."""
-    path = original_file(kb_name, citation.source, settings)
+    path = original_file(kb_name, citation.source, settings, ui_services())
     if path is not None and citation.page and _is_pdf(path) and pdf_rendering_available():
         page = _page_image(str(path), path.stat().st_mtime_ns, citation.page, citation.quote)
         if page is not None:
@@ -103,7 +104,7 @@ def show_original(citation: Citation, kb_name: str, settings: Settings) -> None:
     else:
         if path is None:
             st.caption(t("original_gone"))
-        context = document_context(kb_name, citation, settings)
+        context = document_context(kb_name, citation, settings, ui_services())
         if context is not None:
             st.markdown(f"<div class='zw-passage'>{_passage_html(context)}</div>", unsafe_allow_html=True)
     if path is not None:
@@ -119,7 +120,7 @@ def source_card(citation: Citation, kb_name: str, settings: Settings, turn: int,
     with st.container(border=True):
         st.markdown(f"<div class='zw-card-title'{card_id}><strong>[{citation.n}] {name}</strong>{page}{tag}</div>", unsafe_allow_html=True)
         try:
-            passage = cited_passage(kb_name, citation, settings)
+            passage = cited_passage(kb_name, citation, settings, ui_services())
         except ZhiwenError:  # the knowledge base is gone
             st.caption(t("source_gone"))
             return
@@ -139,15 +140,15 @@ def render_answer(answer: Answer, kb_name: str, settings: Settings, turn: int, s
     st.markdown(badge(answer))
     if stopped:
         st.caption("⏹️ " + t("stopped"))
-    if answer.flags.get("truncated"):
+    if answer.flags.truncated:
         st.warning(t("truncated", n=settings.llm_max_tokens), icon="✂️")
-    if answer.flags.get("llm_error"):
-        st.warning(t("llm_failed", reason=answer.flags["llm_error"]))
+    if answer.flags.llm_error:
+        st.warning(t("llm_failed", reason=answer.flags.llm_error))
     for citation in answer.citations:
         source_card(citation, kb_name, settings, turn)
-    if answer.flags.get("uncited") and not answer.refused:
+    if answer.flags.uncited and not answer.refused:
         try:
-            given = uncited_sources(answer, kb_name, settings)
+            given = uncited_sources(answer, kb_name, settings, ui_services())
         except ZhiwenError:
             given = []
         st.info(t("uncited_sources") if given else t("uncited"))

@@ -34,6 +34,7 @@ from app.ui.common import (
     no_kb_hint,
     require,
     sidebar_settings,
+    ui_services,
 )
 from app.ui.i18n import t
 from app.ui.render import STYLE, inert, render_answer
@@ -80,7 +81,7 @@ if kb is None:
     st.stop()
 if switched:
     st.info(t("kb_switched", kb=kb), icon="🔀")
-if not conversation.turns and shared_kb(kb, settings).info().n_documents == 0:
+if not conversation.turns and shared_kb(kb, settings, ui_services()).info().n_documents == 0:
     st.info(t("empty_kb"), icon="📭")  # not the generic "nothing relevant found" refusal of every question
     if can(kb, "write"):
         go_to_kb_page("go_upload")
@@ -103,7 +104,7 @@ def ask(question: str, conversation: Conversation, store: ConversationStore, rep
 
         def tokens():
             require(kb, "read")  # the selector lists only readable knowledge bases; checked again here
-            for event in stream_ask(question, kb, asked, history=history):
+            for event in stream_ask(question, kb, asked, history=history, services=ui_services()):
                 if event.kind == "token":
                     shown.append(event.text)
                     yield inert(event.text)
@@ -127,7 +128,7 @@ def ask(question: str, conversation: Conversation, store: ConversationStore, rep
             answer = final.get("answer")
             if answer is None:
                 answer = Answer(text="".join(shown), mode="llm" if asked.llm_base_url else "extractive",
-                                model=asked.llm_model if asked.llm_base_url else None, flags={"stopped": True})
+                                model=asked.llm_model if asked.llm_base_url else None)
             turn = Turn(question=question, kb=kb, answer=answer, stopped="answer" not in final)
             # No st.* call here: in an interrupted run each one raises the interruption again.
             answering.stored = store.add_turn(conversation, turn, replace_last).id
@@ -158,4 +159,4 @@ question = question or st.session_state.pop(ASK_KEY, None)
 if question:
     ask(question, conversation, store)
 elif not conversation.turns:
-    suggestions(suggested_questions(kb, settings))
+    suggestions(suggested_questions(kb, settings, ui_services()))

@@ -18,6 +18,7 @@ from app.ui.common import (
     localized_uploader,
     require,
     sidebar_settings,
+    ui_services,
 )
 from app.ui.i18n import lang, t
 from core.errors import ZhiwenError
@@ -167,7 +168,7 @@ else:
                 try:
                     require(kb, "write")
                     items = parse_upload(upload.name, upload.getvalue())
-                    status = start_run(kb, items, settings, workers=int(workers))
+                    status = start_run(kb, items, settings, ui_services(), workers=int(workers))
                 except ZhiwenError as exc:
                     st.error(in_language(str(exc)) if lang() == "en" else str(exc))
                 else:

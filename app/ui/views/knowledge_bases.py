@@ -16,12 +16,13 @@ from app.ui.common import (
     local_time,
     localized_uploader,
     require,
+    ui_services,
 )
 from app.ui.i18n import lang, t
 from core.errors import ZhiwenError
 from core.models import IngestResult
 from ingest.documents import ingest_upload, reindex_document, remove_document
-from ingest.kb import KnowledgeBase, create_kb, delete_kb
+from ingest.kb import create_kb, delete_kb, kb_documents
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.uploads import safe_filename
 
@@ -60,8 +61,10 @@ def split_hint(reason: str) -> tuple[str, str]:
 def what_to_do(reason: str, hint: str) -> str:
     """A next step for a file that failed, in the session's language (the library's hints are Chinese)."""
     text = reason.lower()
-    for needles, key in ((("encrypted",), "load_todo_encrypted"), (("no extractable text",), "load_todo_pdf_scan"),
+    for needles, key in ((("ocr extra",), "load_todo_ocr"), (("found by ocr", "ocr found no text"), "load_todo_ocr_empty"),
+                         (("encrypted",), "load_todo_encrypted"), (("no extractable text",), "load_todo_pdf_scan"),
                          (("unsupported type", "unsupported content", "content is not"), "load_todo_type"),
+                         (("image",), "load_todo_image"),
                          (("too large",), "load_todo_size"),
                          (("busy",), "load_todo_busy"), (("moderation",), "load_todo_moderation"),
                          (("docx",), "load_todo_docx"), (("pdf",), "load_todo_pdf")):
@@ -102,7 +105,7 @@ if ingest_clicked:
     for done, f in enumerate(uploads):
         shown = safe_filename(f.name) or t("unnamed")
         body.progress(done / len(uploads), text=t("ingesting", name=shown, done=done, total=len(uploads)))
-        results.append(ingest_upload(kb, f.name, f.getvalue(), settings, content_type=f.type))  # refused: "failed"
+        results.append(ingest_upload(kb, f.name, f.getvalue(), settings, content_type=f.type, services=ui_services()))  # refused: "failed"
     body.progress(1.0, text=t("ingest_done", total=len(uploads)))
     st.session_state["last-ingest"] = [r.model_dump() for r in results]
     st.session_state["uploads-done"] = st.session_state.get("uploads-done", 0) + 1
@@ -117,8 +120,7 @@ with body.container():
         st.dataframe(result_rows(results), hide_index=True, width="stretch")
 
     st.subheader(t("documents"))
-    with KnowledgeBase.open(kb, settings) as handle:
-        docs = handle.catalog.list_documents()
+    docs = kb_documents(kb, settings)[1]
     if not docs:
         st.caption(t("no_documents"))
     else:
@@ -162,7 +164,7 @@ if can(kb, "admin"):
     with st.expander(t("delete_kb")):
         sure = st.checkbox(t("confirm_delete", name=kb), key=f"confirm-delete-{kb}")
         if st.button(t("delete_kb"), disabled=not sure, type="secondary", key="kb-delete"):
-            delete_kb(kb, settings)
+            delete_kb(kb, settings, ui_services())
             st.session_state.pop("kb", None)
             st.session_state.pop("last-ingest", None)
             st.toast(t("deleted_kb", name=kb))
