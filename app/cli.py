@@ -202,6 +202,8 @@ def chat(
 
 
 def _chat_loop(name: str, settings: Settings, services: Services) -> None:
+    from llm.answer import recent_history
+
     history: list[tuple[str, str]] = []
     console.print(f"知问 · 知识库 [bold]{escape(name)}[/]（/new 新对话，/exit 退出）")
     while True:
@@ -219,7 +221,7 @@ def _chat_loop(name: str, settings: Settings, services: Services) -> None:
             console.print("[dim]已开始新对话[/]")
             continue
         try:
-            answer = _stream_answer(question, name, settings, history=history, services=services)
+            answer = _stream_answer(question, name, settings, history=recent_history(history, settings), services=services)
         except ZhiwenError as exc:
             err.print(f"[bold red]错误:[/] {escape(str(exc))}")
             continue

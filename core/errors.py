@@ -46,3 +46,13 @@ class DocumentNotFound(ZhiwenError):
 
 class InvalidName(ZhiwenError):
     pass
+
+
+class InputTooLarge(ZhiwenError):
+    """A question or history past the configured caps (the API answers 413)."""
+
+    def __init__(self, what_zh: str, what_en: str, size: int, limit: int, setting: str) -> None:
+        super().__init__(
+            f"{what_zh}太长：{size} 个字符，上限 {limit} ({what_en} too long: {size} characters, limit {limit}); "
+            f"请缩短，或调大 {setting}（环境变量 ZHIWEN_{setting.upper()}）。"
+        )

@@ -122,12 +122,17 @@ class IngestResult(BaseModel):
     doc_id: str | None = None
 
 
-class KnowledgeBaseInfo(BaseModel):
+class KnowledgeBaseSummary(BaseModel):
+    """A knowledge base as clients of the API see it: no server paths."""
+
     name: str
-    path: str
     n_documents: int
     n_chunks: int
     version: int
     embedding_model: str
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+class KnowledgeBaseInfo(KnowledgeBaseSummary):
+    path: str  # where it lives on this machine: for the CLI and the UI, never sent over the API

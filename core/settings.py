@@ -83,7 +83,14 @@ class Settings(BaseSettings):
     llm_stream_idle_timeout: float = Field(20.0, gt=0, description="seconds without a streamed token")
     llm_max_retries: int = Field(2, ge=0, le=10)
     llm_fallback_extractive: bool = True  # LLM down/slow/garbage: answer extractively, marked as such
+    # An LLM answer with no valid [n] marker: "warn" (delivered, flags.uncited set, every surface says so),
+    # "extractive" (replaced by the extractive answer, which always cites), "refuse" (replaced by the refusal).
+    uncited_policy: Literal["warn", "extractive", "refuse"] = "warn"
     answer_cache_size: int = Field(256, ge=0)
+    # Input caps, checked before any work: one huge question must not stall the others (jieba, BM25 and
+    # the embedder are CPU-bound). Characters of the question, and of the whole history together.
+    max_question_chars: int = Field(2000, ge=16)
+    max_history_chars: int = Field(20000, ge=0)
     # Sensitive-word, compliance and PII filters (rules in $ZHIWEN_DATA_DIR/moderation/).
     moderation_enabled: bool = True
 

@@ -225,12 +225,19 @@ class KnowledgeBase:
                 self._background = (vectors, measure_background(vectors, self.embedder()))
             return self._background[1]
 
-    def as_langchain_retriever(self, settings: Settings | None = None):
+    def as_langchain_retriever(self, settings: Settings | None = None, include_irrelevant: bool = False):
         """This knowledge base as a LangChain retriever (hybrid search, relevance floor applied)."""
         from retrieval.langchain import ZhiwenRetriever
 
         s = settings or self.settings
-        return ZhiwenRetriever(retriever=self.retriever(s), top_k=s.top_k)
+        return ZhiwenRetriever(retriever=self.retriever(s), top_k=s.top_k, include_irrelevant=include_irrelevant)
+
+    def as_llama_index_retriever(self, settings: Settings | None = None, include_irrelevant: bool = False):
+        """This knowledge base as a llama-index retriever (the same search, metadata and floor)."""
+        from retrieval.llama_index import ZhiwenLlamaIndexRetriever
+
+        s = settings or self.settings
+        return ZhiwenLlamaIndexRetriever(self.retriever(s), top_k=s.top_k, include_irrelevant=include_irrelevant)
 
     # -- info --------------------------------------------------------------------------------------
     def info(self) -> KnowledgeBaseInfo:
@@ -319,6 +326,15 @@ def kb_document(name: str, doc_id: str, settings: Settings) -> Document:
     if document is None:
         raise DocumentNotFound(name, doc_id)
     return document
+
+
+def kb_document_text(name: str, doc_id: str, settings: Settings) -> tuple[Document, str]:
+    """One document and its cleaned text (what citations' offsets index into); DocumentNotFound otherwise."""
+    with KnowledgeBase.open(name, settings) as kb:
+        document, text = kb.catalog.document_by_id(doc_id), kb.catalog.document_text(doc_id)
+    if document is None or text is None:
+        raise DocumentNotFound(name, doc_id)
+    return document, text
 
 
 def create_kb(name: str, settings: Settings) -> KnowledgeBaseInfo:

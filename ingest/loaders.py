@@ -200,7 +200,8 @@ def check_archive(data: bytes, source: str, limits: ArchiveLimits | None = None)
     except LoadError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError, EOFError, OSError, RuntimeError) as exc:
-        raise LoadError(source, f"Office 文件（ZIP 容器）损坏，无法读取 (corrupt DOCX/PPTX/XLSX ZIP container: {type(exc).__name__}: {exc})",
+        label = Path(source).suffix.lstrip(".").upper() or "Office"  # DOCX, PPTX, XLSX
+        raise LoadError(source, f"{label} 文件（ZIP 容器）损坏，无法读取 (corrupt {label}, broken ZIP container: {type(exc).__name__}: {exc})",
                         "请用 Word/PowerPoint/Excel 或 WPS 另存一份再导入")
 
 

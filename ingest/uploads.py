@@ -6,9 +6,9 @@ builds on (names, content checks, storage, locks) and imports nothing of the pip
 1. Size: ``len(data)`` against ``upload_max_mb`` before anything looks inside.
 2. Type from content, never from the name or the client's Content-Type: ``%PDF-`` is a PDF; a ZIP with
    ``[Content_Types].xml`` and ``word/document.xml`` is a DOCX (``ppt/presentation.xml`` a PPTX,
-   ``xl/workbook.xml`` an XLSX; any other ZIP is refused, whatever its name), after the archive-bomb check in
-   ``ingest.loaders.check_archive`` (the same function the DOCX loader runs, so ``zhiwen ingest`` of a
-   bomb from disk is refused too); anything else must be text (no NUL bytes, decodable by
+   ``xl/workbook.xml`` an XLSX; any other ZIP is refused, whatever its name), after the archive-bomb
+   check in ``ingest.loaders.check_archive`` (the same function the DOCX, PPTX and XLSX loaders run, so
+   ``zhiwen ingest`` of a bomb from disk is refused too); anything else must be text (no NUL bytes, decodable by
    ``ingest.encoding``, almost no control characters), and the extension only picks the text flavour
    (.md, .csv, .jsonl; .html needs markup, and markup without a known extension is HTML). An image (PNG,
    JPEG, WEBP, BMP, TIFF by signature) is one when Pillow reads its header and it declares no more than

@@ -13,6 +13,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from core.errors import InputTooLarge
 from core.models import Answer
 from core.services import Services
 from core.settings import Settings
@@ -30,6 +31,29 @@ def answer_cache(settings: Settings, services: Services) -> AnswerCache:
     """The cache ``services`` keeps for the configured size (the UI and API share it across requests)."""
     size = settings.answer_cache_size
     return services.slot(f"llm.answer_cache.{size}", lambda: AnswerCache(size))
+
+
+def check_input(question: str, history: History | None, settings: Settings) -> None:
+    """Refuse a question or history past the caps before any work is done (InputTooLarge): one maximal
+    request then costs milliseconds, not the CPU every other request is waiting for."""
+    if len(question) > settings.max_question_chars:
+        raise InputTooLarge("问题", "question", len(question), settings.max_question_chars, "max_question_chars")
+    size = sum(len(q) + len(a) for q, a in history or [])
+    if size > settings.max_history_chars:
+        raise InputTooLarge("对话历史", "history", size, settings.max_history_chars, "max_history_chars")
+
+
+def recent_history(history: History, settings: Settings) -> History:
+    """The latest turns that fit in ``max_history_chars``: what zhiwen's own chats (UI, `zhiwen chat`) send,
+    so a long conversation goes on instead of hitting the cap; follow-ups refer to recent turns anyway."""
+    kept: History = []
+    size = 0
+    for q, a in reversed(history):
+        size += len(q) + len(a)
+        if size > settings.max_history_chars:
+            break
+        kept.append((q, a))
+    return kept[::-1]
 
 
 def extractive_ask(retriever: HybridRetriever, question: str, settings: Settings, history: History | None = None) -> Answer:
@@ -126,6 +150,7 @@ def stream_ask(
 def _answer_events(question: str, kb_name: str, settings: Settings, history: History | None, top_k: int | None,
                    chat_model: Any | None, services: Services | None, streamed: bool) -> Iterator[StreamEvent]:
     """Moderation around the answer: the question before anything else, the answer's tokens as they go."""
+    check_input(question, history, settings)
     with Services.scoped(services) as scope:
         moderator = moderator_for(settings, scope)
         question, refusal, actions = moderate_question(moderator, question)

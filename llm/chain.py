@@ -1,5 +1,7 @@
-"""The RAG chain (LangChain LCEL): history + question → standalone question (only for a follow-up) →
-hybrid retrieval → numbered sources → LLM → [n] markers parsed → ``Answer``.
+"""The RAG chain: history + question → standalone question (only for a follow-up) → hybrid retrieval →
+numbered sources → LLM → [n] markers parsed → ``Answer``. The LLM steps are LangChain LCEL chains
+(prompt | chat model | parser); the flow around them is one generator that ``stream`` streams and
+``invoke`` takes the last event of, so the two cannot drift apart.
 
 Refusal happens before the prompt is built: when no passage clears the relevance floor, the LLM is
 never called. When the LLM fails (down, slow, garbage) the extractive answerer takes over, if allowed,
@@ -10,14 +12,13 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.runnables import RunnableBranch, RunnableLambda
 
 from core.models import Answer, AnswerFlags, Hit
 from core.settings import Settings
@@ -70,7 +71,14 @@ FALLBACK_SEPARATOR_ZH = "\n\n——（大模型中断，以下为从资料中摘
 FALLBACK_SEPARATOR_EN = "\n\n—— (The LLM stopped mid-answer; below is an answer quoted from the sources) ——\n\n"
 
 
-def fallback_separator(question: str) -> str:
+# Between a streamed LLM answer that cited nothing and what ``uncited_policy`` puts in its place.
+UNCITED_SEPARATOR_ZH = "\n\n——（大模型的回答没有引用任何资料，已改用以下回答）——\n\n"
+UNCITED_SEPARATOR_EN = "\n\n—— (The LLM's answer cited no source; it is replaced by the answer below) ——\n\n"
+
+
+def fallback_separator(question: str, uncited: bool = False) -> str:
+    if uncited:
+        return UNCITED_SEPARATOR_ZH if is_mostly_cjk(question) else UNCITED_SEPARATOR_EN
     return FALLBACK_SEPARATOR_ZH if is_mostly_cjk(question) else FALLBACK_SEPARATOR_EN
 
 
@@ -104,15 +112,6 @@ class RagChain:
         self.answer_messages = ANSWER_PROMPT | self.llm  # streamed as message chunks: finish_reason matters
         self.counter = _CallCounter()
         self._config = {"callbacks": [self.counter]}
-        # The whole flow as one runnable; stream() reuses its parts to stream the answer's tokens.
-        self.chain = (
-            RunnableLambda(self._condense)
-            | RunnableLambda(self._retrieve)
-            | RunnableBranch(
-                (lambda turn: not turn.relevant, RunnableLambda(self._refuse)),
-                RunnableLambda(self._generate),
-            )
-        )
 
     # -- steps -------------------------------------------------------------------------------------
     def _condense(self, turn: _Turn) -> _Turn:
@@ -179,10 +178,22 @@ class RagChain:
         parsed = parse_citations(text, turn.relevant)
         if is_model_refusal(parsed.text):
             return Answer(text=parsed.text, refused=True, mode="llm", model=self.settings.llm_model, flags=AnswerFlags(model_refused=True))
+        if parsed.uncited and self.settings.uncited_policy != "warn":
+            return self._replace_uncited(turn)
         flags = AnswerFlags(dropped_markers=parsed.dropped_markers, uncited=parsed.uncited)
         if parsed.uncited:  # what the model was given, so a surface can still show the sources (marked not cited)
             flags.uncited_sources = [h.chunk.id for h in turn.relevant]
         return Answer(text=parsed.text, mode="llm", model=self.settings.llm_model, citations=parsed.citations, flags=flags)
+
+    def _replace_uncited(self, turn: _Turn) -> Answer:
+        """``uncited_policy``: an answer nobody can check is replaced by one that cites (extractive) or by
+        the refusal; ``flags.uncited`` still says it happened."""
+        if self.settings.uncited_policy == "refuse":
+            answer = self._refuse(turn)
+        else:
+            answer = extractive_answer(turn.standalone, turn.relevant, self.settings.extractive_max_sentences, idf=self.retriever.bm25.idf)
+        answer.flags.uncited = True
+        return answer
 
     def _fallback(self, turn: _Turn, reason: str) -> Answer:
         if not self.settings.llm_fallback_extractive:
@@ -193,22 +204,36 @@ class RagChain:
 
     # -- public ------------------------------------------------------------------------------------
     def invoke(self, question: str, history: History | None = None) -> Answer:
-        t0 = time.perf_counter()
-        calls_before = self.counter.calls
-        turn = _Turn(question, history or [])
-        answer = self.chain.invoke(turn)
-        return self._stamp(answer, turn, t0, calls_before)
+        """The final answer of the one flow ``stream`` streams; only the LLM is asked for the whole answer
+        at once (under ``llm_timeout``) instead of a stream of tokens."""
+        for event in self._events(question, history or [], streamed=False):
+            if event.kind == "answer":
+                return event.answer
+        raise AssertionError("the chain's flow ends with an answer event")
 
     def stream(self, question: str, history: History | None = None) -> Iterator[StreamEvent]:
         """Tokens as the server sends them, then one final ``answer`` event with the citations."""
+        return self._events(question, history or [], streamed=True)
+
+    def _events(self, question: str, history: History, streamed: bool) -> Iterator[StreamEvent]:
+        """Condense → retrieve → refuse, or answer (streamed or whole) → stamp: the one flow."""
         t0 = time.perf_counter()
         calls_before = self.counter.calls
-        turn = self._retrieve(self._condense(_Turn(question, history or [])))
+        turn = self._retrieve(self._condense(_Turn(question, history)))
         if not turn.relevant:
             answer = self._refuse(turn)
             yield StreamEvent("token", answer.text)
-            yield StreamEvent("answer", answer=self._stamp(answer, turn, t0, calls_before))
-            return
+        elif streamed:
+            answer = yield from self._streamed_answer(turn)
+        else:
+            answer = self._generate(turn)
+            yield StreamEvent("token", answer.text)
+        yield StreamEvent("answer", answer=self._stamp(answer, turn, t0, calls_before))
+
+    def _streamed_answer(self, turn: _Turn) -> Generator[StreamEvent, None, Answer]:
+        """The model's tokens as they come; if it fails mid-way, an ``error`` event, then a separator and
+        the extractive answer as tokens too. Returns the finished answer."""
+        t0 = time.perf_counter()
         parts: list[str] = []
         finish_reason = None
         try:
@@ -231,13 +256,14 @@ class RagChain:
             answer = self._finish(turn, "".join(parts))
             if finish_reason == "length":
                 answer.flags.truncated = True  # stopped at llm_max_tokens, not by the model
-        if answer.flags.llm_error is not None and answer.text:
-            # The extractive answer replaces whatever the LLM had streamed: the tokens carry it too, so a client
-            # that reads only the streamed text (an OpenAI client's delta.content) gets the answer, not the stub.
+        replaced_uncited = answer.flags.uncited and self.settings.uncited_policy != "warn"
+        if (answer.flags.llm_error is not None or replaced_uncited) and answer.text:
+            # The answer replaces whatever the LLM had streamed: the tokens carry it too, so a client that
+            # reads only the streamed text (an OpenAI client's delta.content) gets the answer, not the stub.
             if "".join(parts).strip():
-                yield StreamEvent("token", fallback_separator(question))
+                yield StreamEvent("token", fallback_separator(turn.question, uncited=replaced_uncited))
             yield StreamEvent("token", answer.text)
-        yield StreamEvent("answer", answer=self._stamp(answer, turn, t0, calls_before))
+        return answer
 
     def _stamp(self, answer: Answer, turn: _Turn, t0: float, calls_before: int) -> Answer:
         answer.timings_ms = {**turn.timings, **answer.timings_ms, "total": (time.perf_counter() - t0) * 1000}

@@ -10,24 +10,21 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
 from core.models import Hit
+from retrieval.hits import hit_metadata, selected_hits
+from retrieval.retriever import RetrievalResult
 
 
-def hit_to_document(hit: Hit) -> Document:
-    c = hit.chunk
-    return Document(
-        page_content=c.text,
-        id=c.id,
-        metadata={
-            "source": c.source, "title": c.title, "page": c.page, "start": c.start, "end": c.end,
-            "heading_path": c.heading_path, "chunk_id": c.id, "score": hit.score, "relevance": hit.relevance,
-        },
-    )
+def hit_to_document(hit: Hit, result: RetrievalResult) -> Document:
+    """The passage as a LangChain ``Document``; metadata as in ``retrieval.hits.hit_metadata``."""
+    return Document(page_content=hit.chunk.text, id=hit.chunk.id, metadata=hit_metadata(hit, result))
 
 
 class ZhiwenRetriever(BaseRetriever):
     retriever: Any  # retrieval.retriever.HybridRetriever (Any: pydantic need not validate it)
     top_k: int = 5
+    include_irrelevant: bool = False  # True: hits below the floor too, marked ``below_floor``
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         """Hits below the retriever's floor are dropped, as zhiwen's own answer path does."""
-        return [hit_to_document(h) for h in self.retriever.search(query, self.top_k).relevant]
+        result = self.retriever.search(query, self.top_k)
+        return [hit_to_document(h, result) for h in selected_hits(result, self.include_irrelevant)]

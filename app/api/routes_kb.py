@@ -6,7 +6,6 @@ Uploads go through ingest.documents.ingest_upload, the same hardened path the we
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, File, HTTPException, UploadFile
@@ -15,31 +14,20 @@ from pydantic import BaseModel, Field
 from app.api.deps import Caller, Config, State, require
 from app.api.metrics import observe_ingest
 from core.errors import DocumentNotFound, KnowledgeBaseExists, KnowledgeBaseNotFound
-from core.models import Document, IngestResult, KnowledgeBaseInfo
+from core.models import Document, IngestResult, KnowledgeBaseInfo, KnowledgeBaseSummary
 from ingest.documents import ingest_upload, reindex_document, remove_document
 from ingest.kb import create_kb, delete_kb, kb_document, kb_documents, kb_info, list_kbs, validate_name
 
 router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge bases"])
 
 
-class KnowledgeBaseOut(BaseModel):
-    """A knowledge base as clients see it: no server paths."""
-
-    name: str
-    n_documents: int
-    n_chunks: int
-    version: int
-    embedding_model: str
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-    @classmethod
-    def of(cls, info: KnowledgeBaseInfo) -> KnowledgeBaseOut:
-        return cls.model_validate(info.model_dump(exclude={"path"}))
+def _public(info: KnowledgeBaseInfo) -> KnowledgeBaseSummary:
+    """What a client is told of a knowledge base: everything but where it lives on the server."""
+    return KnowledgeBaseSummary.model_validate(info.model_dump(exclude={"path"}))
 
 
 class KnowledgeBaseList(BaseModel):
-    data: list[KnowledgeBaseOut]
+    data: list[KnowledgeBaseSummary]
 
 
 class NewKnowledgeBase(BaseModel):
@@ -56,23 +44,23 @@ class UploadResults(BaseModel):
 
 @router.get("", response_model=KnowledgeBaseList)
 def list_knowledge_bases(key: Caller, settings: Config) -> KnowledgeBaseList:
-    return KnowledgeBaseList(data=[KnowledgeBaseOut.of(i) for i in list_kbs(settings) if key is None or key.allows(i.name, "read")])
+    return KnowledgeBaseList(data=[_public(i) for i in list_kbs(settings) if key is None or key.allows(i.name, "read")])
 
 
-@router.post("", response_model=KnowledgeBaseOut, status_code=201)
+@router.post("", response_model=KnowledgeBaseSummary, status_code=201)
 def create_knowledge_base(body: NewKnowledgeBase, key: Caller,
-                          settings: Config) -> KnowledgeBaseOut:
+                          settings: Config) -> KnowledgeBaseSummary:
     require(key, body.name, "admin")
     try:
-        return KnowledgeBaseOut.of(create_kb(validate_name(body.name), settings))
+        return _public(create_kb(validate_name(body.name), settings))
     except KnowledgeBaseExists as exc:
         raise HTTPException(409, str(exc)) from exc
 
 
-@router.get("/{kb}", response_model=KnowledgeBaseOut)
-def get_knowledge_base(kb: str, key: Caller, settings: Config) -> KnowledgeBaseOut:
+@router.get("/{kb}", response_model=KnowledgeBaseSummary)
+def get_knowledge_base(kb: str, key: Caller, settings: Config) -> KnowledgeBaseSummary:
     require(key, kb, "read")
-    return KnowledgeBaseOut.of(kb_info(kb, settings))
+    return _public(kb_info(kb, settings))
 
 
 @router.delete("/{kb}", status_code=204)

@@ -20,13 +20,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app.api import routes_chat, routes_eval, routes_kb
 from app.api.deps import ApiState, Caller, require
 from app.api.metrics import MetricsMiddleware, count_moderation
-from core.errors import DocumentNotFound, KnowledgeBaseNotFound, ZhiwenError
+from core.errors import DocumentNotFound, InputTooLarge, KnowledgeBaseNotFound, ZhiwenError
 from core.openai_protocol import error_body
 from core.services import Services
 from core.settings import Settings
 from eval.jobs import RunNotFound, TooManyRuns
 
 _NOT_FOUND = (KnowledgeBaseNotFound, DocumentNotFound, RunNotFound)
+_STATUS_OF = ((_NOT_FOUND, 404), (TooManyRuns, 429), (InputTooLarge, 413))  # any other ZhiwenError: 400
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                 404: "not_found_error", 409: "conflict_error", 413: "invalid_request_error", 422: "invalid_request_error",
                 429: "rate_limit_error"}
@@ -54,7 +55,7 @@ def create_app(settings: Settings, auth: bool = True) -> FastAPI:
 
     @app.exception_handler(ZhiwenError)
     async def zhiwen_error(_: Request, exc: ZhiwenError) -> JSONResponse:
-        status = 404 if isinstance(exc, _NOT_FOUND) else 429 if isinstance(exc, TooManyRuns) else 400
+        status = next((code for kinds, code in _STATUS_OF if isinstance(exc, kinds)), 400)
         return _error(status, str(exc), type(exc).__name__)
 
     @app.exception_handler(HTTPException)

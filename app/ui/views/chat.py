@@ -41,7 +41,7 @@ from app.ui.render import STYLE, inert, render_answer
 from core.errors import ZhiwenError
 from core.models import Answer
 from ingest.kb import shared_kb
-from llm.answer import stream_ask
+from llm.answer import recent_history, stream_ask
 from llm.conversations import Conversation, ConversationStore, Turn
 from llm.suggestions import suggested_questions
 
@@ -104,7 +104,7 @@ def ask(question: str, conversation: Conversation, store: ConversationStore, rep
 
         def tokens():
             require(kb, "read")  # the selector lists only readable knowledge bases; checked again here
-            for event in stream_ask(question, kb, asked, history=history, services=ui_services()):
+            for event in stream_ask(question, kb, asked, history=recent_history(history, asked), services=ui_services()):
                 if event.kind == "token":
                     shown.append(event.text)
                     yield inert(event.text)
@@ -151,7 +151,7 @@ for i, turn in enumerate(shown_turns):
         render_answer(turn.answer, turn.kb, settings, turn=i, stopped=turn.stopped)
         answer_actions(settings, store, conversation, i, last=i == len(conversation.turns) - 1)
 
-question = st.chat_input(t("ask_placeholder"))
+question = st.chat_input(t("ask_placeholder"), max_chars=settings.max_question_chars)
 if regenerate:
     ask(conversation.turns[-1].question, conversation, store, replace_last=True)
     st.stop()
