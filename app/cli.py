@@ -29,7 +29,7 @@ from app.cli_eval import eval_app
 from app.cli_kb import kb_app
 from app.cli_keys import keys_app
 from app.cli_moderation import moderation_app
-from app.cli_serve import api, llm_app, ui
+from app.cli_serve import api, llm_app, mcp, ui
 from app.finetune_cli import finetune_app
 from core.errors import KnowledgeBaseNotFound, ZhiwenError
 from core.services import Services
@@ -231,9 +231,10 @@ def _chat_loop(name: str, settings: Settings, services: Services) -> None:
             history.append((question, answer.text))
 
 
-# Listed in `zhiwen --help` in the order registered: the commands above, then these two, then the groups.
+# Listed in `zhiwen --help` in the order registered: the commands above, then these three, then the groups.
 app.command()(api)
 app.command()(ui)
+app.command()(mcp)
 app.add_typer(kb_app, name="kb")
 app.add_typer(finetune_app, name="finetune")
 app.add_typer(llm_app, name="llm")

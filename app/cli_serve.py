@@ -132,3 +132,31 @@ def ui(
     if use_auth and all(k.revoked for k in load_keys(settings).values()):
         err.print("[yellow]还没有可用的 API key，无法登录：先运行 zhiwen keys create NAME --role '*:admin' (no API key yet)[/]")
     raise typer.Exit(subprocess.call(argv, env={**os.environ, "ZHIWEN_UI_AUTH": "1" if use_auth else "0"}))
+
+
+def mcp(
+    kb: Optional[str] = typer.Option(None, "--kb", help="默认知识库：工具省略 kb 时用它 (default knowledge base)"),
+    http: bool = typer.Option(False, "--http", help="用 streamable HTTP 代替 stdio (serve streamable HTTP instead of stdio)"),
+    host: str = typer.Option("127.0.0.1", help="--http 的监听地址 (bind address)"),
+    port: int = typer.Option(8765, help="--http 的端口 (port)；地址为 http://HOST:PORT/mcp"),
+    auth: Optional[bool] = typer.Option(None, "--auth/--no-auth", help="--http 时要求 API key；默认：只在 127.0.0.1 上关闭 (require API keys over HTTP; default off only on loopback)"),
+) -> None:
+    """MCP 服务器：让 Claude Desktop、Cursor 等 MCP 客户端检索、提问、读取知识库 (Model Context Protocol server)。"""
+    from app.cli_common import kb_names
+    from app.mcp_server import build_server
+    from core.errors import KnowledgeBaseNotFound
+    from core.services import Services
+
+    settings = _settings()
+    if kb is not None and kb not in kb_names(settings):
+        _fail(KnowledgeBaseNotFound(kb), settings)
+    use_auth = http and (auth if auth is not None else not _loopback(host))
+    with Services() as services:  # one per server process: open knowledge bases, answer cache, moderators
+        server = build_server(settings, services, default_kb=kb, auth=use_auth, issuer_url=f"http://{host}:{port}")
+        if not http:
+            server.run("stdio")  # stdout is the protocol: messages go to stderr
+            return
+        import uvicorn
+
+        err.print(f"知问 MCP: http://{host}:{port}/mcp  认证 (auth): {'开' if use_auth else '关'}")
+        uvicorn.run(server.streamable_http_app(host=host), host=host, port=port, log_level="warning")

@@ -51,9 +51,10 @@ class Citation(BaseModel):
     page: int | None
     start: int
     end: int
-    quote: str  # == cleaned document text[start:end]
+    quote: str  # == cleaned document text[start:end], except characters the answer's rules mask (then ＊)
     chunk_id: str
     score: float
+    masked: bool = False  # the quote had characters masked for display (PII, masked terms): offsets still hold
 
 
 class ModerationAction(BaseModel):

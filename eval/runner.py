@@ -25,6 +25,8 @@ from eval import metrics as m
 from eval.dataset import QAItem, load_dataset, source_matches
 from ingest.kb import shared_kb
 from llm.answer import ask
+from llm.guard import masked_for_display
+from moderation.moderator import moderator_for
 
 RECORDS_FILE = "records.jsonl"
 K = 5
@@ -112,11 +114,12 @@ def ask_one(item: QAItem, kb_name: str, settings: Settings, services: Services, 
         return record
     public = answer.to_public_json()  # the record holds what a user of `ask --json` or the API sees
     catalog = shared_kb(kb_name, settings, services).catalog
+    moderator = moderator_for(settings, services)  # reports are read by people: masked as answers are
     retrieved = []
     for chunk_id in public["flags"]["retrieved"]:
         chunk = catalog.chunk_by_id(chunk_id)
         if chunk is not None:
-            retrieved.append({"chunk_id": chunk_id, "source": chunk.source, "text": chunk.text})
+            retrieved.append({"chunk_id": chunk_id, "source": chunk.source, "text": masked_for_display(moderator, chunk.text)})
     record.prediction, record.refused, record.mode, record.model = public["answer"], public["refused"], public["mode"], public["model"]
     record.retrieved = retrieved
     record.cited = [{k: c[k] for k in ("n", "chunk_id", "source", "quote")} for c in public["citations"]]

@@ -17,7 +17,12 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from core.errors import DocumentNotFound, InvalidName, KnowledgeBaseExists, KnowledgeBaseNotFound
+from core.errors import (
+    DocumentNotFound,
+    InvalidName,
+    KnowledgeBaseExists,
+    KnowledgeBaseNotFound,
+)
 from core.models import Document, KnowledgeBaseInfo
 from core.services import Services
 from core.settings import Settings

@@ -25,6 +25,7 @@ from core.services import Services
 from core.settings import Settings
 from ingest.kb import shared_kb
 from ingest.uploads import stored_upload
+from moderation.moderator import moderator_for
 
 MAX_RENDER_BYTES = 200 * 1024 * 1024
 _MIN_PIECE_CHARS = 4  # shorter lines of a quote are not looked for alone: they would match anywhere
@@ -36,6 +37,24 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def original_shows_masked(kb_name: str, source: str, settings: Settings, services: Services, page: int | None = None) -> bool:
+    """Whether the original file (one page of it, or all of it) holds what the answer's rules mask: PII
+    masked at ingest (recorded per page) or masked for display. Such a page is not rendered and such a
+    file not offered for download: the image or the bytes would show it unmasked."""
+    catalog = shared_kb(kb_name, settings, services).catalog
+    document = catalog.document_by_source(source)
+    if document is None:
+        return False
+    masked_at_ingest = document.metadata.get("masked_pages", [])
+    if masked_at_ingest and (page is None or page in masked_at_ingest):
+        return True
+    moderator = moderator_for(settings, services)
+    if moderator is None:
+        return False
+    chunks = [c for c in catalog.chunks_of_document(document.id) if page is None or c.page == page]
+    return any(moderator.check(c.text, "answer", audit=False).changed for c in chunks)
 
 
 def original_file(kb_name: str, source: str, settings: Settings, services: Services) -> Path | None:

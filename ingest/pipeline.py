@@ -153,7 +153,11 @@ def prepare_file(
                           drop_repeated_lines=loaded.pdf_layout is not False)
     if not cleaned.text.strip():
         raise LoadError(file.source, "清洗后没有文字内容 (no text left after cleaning)")
-    cleaned.text = _moderate_ingested(moderator, file.source, cleaned.text)
+    moderated = _moderate_ingested(moderator, file.source, cleaned.text)
+    if moderated != cleaned.text:
+        # The original holds what is masked here: those pages are never shown as they are (ingest.originals).
+        loaded.metadata["masked_pages"] = _pages_changed(cleaned.text, moderated, cleaned.page_spans)
+    cleaned.text = moderated
     doc_id = hashlib.sha256(cleaned.text.encode("utf-8")).hexdigest()
 
     if existing is not None and existing.id == doc_id and not force:
@@ -191,6 +195,13 @@ def _load(raw: bytes, file: SourceFile) -> LoadedDocument:
     if stored_as != Path(file.source).suffix.lower() and stored_as in LOADERS:
         return LOADERS[stored_as](raw, file.source)
     return load_bytes(raw, file.source)
+
+
+def _pages_changed(before: str, after: str, page_spans: list[tuple[int, int, int]]) -> list[int]:
+    """The pages (1-based; [1] for a file without pages) where ``after`` differs from ``before``."""
+    changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
+    pages = {page for start, end, page in page_spans for i in changed if start <= i < end}
+    return sorted(pages) or [1]
 
 
 def _moderate_ingested(moderator: Moderator | None, source: str, text: str) -> str:

@@ -27,6 +27,7 @@ from llm.refusal import refusal_message
 from moderation.moderator import moderator_for
 from retrieval.retriever import HybridRetriever
 
+
 def answer_cache(settings: Settings, services: Services) -> AnswerCache:
     """The cache ``services`` keeps for the configured size (the UI and API share it across requests)."""
     size = settings.answer_cache_size

@@ -28,6 +28,22 @@ def moderate_question(moderator: Moderator | None, question: str) -> tuple[str, 
     return result.text, None, actions
 
 
+def masked_for_display(moderator: Moderator | None, text: str) -> str:
+    """``text`` as a user may see it beside an answer: the answer surface's masks (PII, masked terms)
+    applied, one ＊ per character, so offsets into the original still hold. Used for citation quotes, the
+    UI's passages and eval exports, so nothing shows what the answer itself would mask."""
+    if moderator is None or not text:
+        return text
+    return moderator.check(text, "answer", audit=False).text
+
+
+def _mask_citations(moderator: Moderator | None, answer: Answer) -> None:
+    for citation in answer.citations:
+        shown = masked_for_display(moderator, citation.quote)
+        if shown != citation.quote:
+            citation.quote, citation.masked = shown, True
+
+
 def moderate_answer(moderator: Moderator | None, answer: Answer, question_actions: list[ModerationAction], final: ModerationResult | None = None) -> Answer:
     """Apply the answer surface's rules (or the stream filter's final check) to a finished answer."""
     actions = list(question_actions)
@@ -41,6 +57,7 @@ def moderate_answer(moderator: Moderator | None, answer: Answer, question_action
             answer.text = result.text if final is None else moderator.check(answer.text, "answer", audit=False).text
     if actions:
         answer.flags.moderation = actions
+    _mask_citations(moderator, answer)
     return answer
 
 

@@ -2,14 +2,24 @@
 
 Terms and text are normalised alike (see moderation.normalize), so one automaton over 10,000+ terms
 costs a single pass however the text tries to dodge it. Findings carry original offsets; masking is
-length-preserving (one ＊ per character), which keeps streamed output and offsets aligned.
+length-preserving (one ＊ per character), which keeps streamed output and offsets aligned; a match
+that skipped emoji or markup masks everything from its first to its last character.
+
+The passes over a text:
+
+1. the word lists, one Aho-Corasick pass over the match view (moderation.normalize); a Chinese match
+   must respect word boundaries (moderation.boundaries: "确保本次" is not 保本) unless its category says
+   ``substring_ok``;
+2. the same terms by sound, one Aho-Corasick pass over the phonetic view (moderation.pinyin), for
+   categories with ``pinyin`` on (block and mask ones by default): "baoben", "bao ben", "饱本";
+3. regex rules and PII on the literal view, which keeps punctuation but not invisible characters,
+   emoji or markup ("年化\u200b收益8%以上", "138\u200b12345678").
 """
 
 from __future__ import annotations
 
 import re
 import threading
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +28,11 @@ import ahocorasick
 from core.services import EventBus, Services
 from core.settings import Settings
 from moderation.audit import AuditLog
-from moderation.normalize import normalize, normalize_term
+from moderation.boundaries import overlaps_a_word, splits_neighbours
+from moderation.normalize import HAN_RE, Normalized, normalize, normalize_term
 from moderation.pii import find_pii, mask_spans
-from moderation.rules import RuleSet, RuleStore
+from moderation.pinyin import PhoneticView, term_keys
+from moderation.rules import Category, RuleSet, RuleStore
 
 _LATIN_RE = re.compile(r"[a-z0-9]")
 
@@ -47,21 +59,13 @@ class ModerationResult:
         return any(f.action == "mask" for f in self.findings)
 
 
-def _nfkc_with_origin(text: str) -> tuple[str, list[int]]:
-    folded = unicodedata.normalize("NFKC", text)
-    if len(folded) == len(text):
-        return folded, list(range(len(text)))
-    chars, origin = [], []
-    for i, ch in enumerate(text):
-        for c in unicodedata.normalize("NFKC", ch):
-            chars.append(c)
-            origin.append(i)
-    return "".join(chars), origin
-
-
 class _Matcher:
+    """The compiled word lists: exact keys (normalised terms) and, for categories matched by sound,
+    pinyin keys of their Chinese terms."""
+
     def __init__(self, rules: RuleSet) -> None:
         self.automaton = ahocorasick.Automaton()
+        self.phonetic = ahocorasick.Automaton()
         self.max_len = 1
         for category in rules.categories.values():
             for term in category.terms:
@@ -72,9 +76,16 @@ class _Matcher:
                 entries = self.automaton.get(key, [])
                 entries.append((category.name, term.rule_id, len(key)))
                 self.automaton.add_word(key, entries)
+                for sound in term_keys(key) if category.pinyin else ():
+                    entries = self.phonetic.get(sound, [])
+                    entries.append((category.name, term.rule_id, key, len(sound)))
+                    self.phonetic.add_word(sound, entries)
         self.empty = len(self.automaton) == 0
         if not self.empty:
             self.automaton.make_automaton()
+        self.has_phonetic = len(self.phonetic) > 0
+        if self.has_phonetic:
+            self.phonetic.make_automaton()
 
     def iter(self, text: str):
         if self.empty:
@@ -82,6 +93,18 @@ class _Matcher:
         for end, entries in self.automaton.iter(text):
             for category, rule_id, length in entries:
                 yield category, rule_id, end - length + 1, end + 1
+
+    def iter_phonetic(self, view: PhoneticView):
+        """(category, rule_id, term, start, end) with [start, end) in the normalised text, for every
+        pinyin key that lies on syllable and word boundaries there."""
+        if not self.has_phonetic:
+            return
+        for end, entries in self.phonetic.iter(view.text):
+            span = view.locate(end + 1 - entries[0][3], end + 1)  # one key, one length
+            if span is None:
+                continue
+            for category, rule_id, term, _ in entries:
+                yield category, rule_id, term, span[0], span[1]
 
 
 class Moderator:

@@ -1,14 +1,29 @@
 """The text the matcher sees, with a map back to the original.
 
-Evasions folded away: NFKC (full-width ＡＢＣ, compatibility forms), Traditional→Simplified, case,
-zero-width characters, and separators slipped between characters ("保 本", "保*本", "保-本"). Chinese
-sentence punctuation (，。、；：！？) is *not* a separator: "确保，本次" must not read as "保本". Between
-two English letters a separator stays a word boundary (one space), so "you idiot" is two words.
-Every normalised character remembers the index of the original character it came from, so a match
-masks exactly the original span.
+Two views, both folded alike (NFKC so full-width ＡＢＣ and compatibility forms fold, Traditional→
+Simplified per character, lower case) and both free of *ignorable* characters:
 
-The common case (NFKC and lower-casing keep the length) runs as a few whole-string operations and
-slices; only exotic input falls back to the character-by-character path.
+- ``normalize(text)``, the **match view** for the word lists. It also drops what evaders slip between
+  the characters of a term: separators ("保 本", "保*本", "保-本"), brackets and quotes ("保「本」"),
+  emoji and other symbols ("保💰本", "稳😀赚"), HTML tags and entities ("保<b></b>本", "保&nbsp;本").
+  Chinese sentence punctuation (，。、；：！？) is *not* skipped: "确保，本次" must not read as "保本".
+  Between two English letters or digits a visible separator stays a word boundary (one space), so
+  "you idiot" is two words; an ignorable character there leaves no trace ("id\u200biot" is "idiot").
+- ``normalize(text, keep_separators=True)``, the **literal view** for regex rules and PII, which need
+  punctuation and spaces as written ("8.5%", "138 0013 8000"): only ignorables, emoji/symbols and
+  markup go, plus separators sitting between two Chinese characters ("年化 收益" reads "年化收益"), so a
+  rule written for the plain phrase still matches when something was slipped into it.
+
+Ignorable means the Unicode classes that render as nothing, taken from ``unicodedata`` rather than a
+hand list that always lags the evaders: format characters (Cf: zero-width space/joiners, LRM/RLM,
+bidi embeddings and overrides, invisible operators, tag characters, soft hyphen), combining marks
+(Mn/Me: variation selectors such as U+FE0F, the combining grapheme joiner, strike-through overlays),
+control characters that are not white space, and the Hangul fillers (U+115F, U+1160, U+3164,
+U+FFA0), which are letters by category but blank on screen.
+
+Every normalised character remembers the index of the original character it came from, so a match
+masks exactly the original span. The common case (NFKC and lower-casing keep the length) runs as a
+few whole-string operations and slices; only exotic input falls back to the character-by-character path.
 """
 
 from __future__ import annotations
@@ -16,16 +31,79 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
 
 from core.text import to_simplified_chars
 
-_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"
 # NFKC turns "，" into ","; map sentence punctuation to "、" first, which NFKC keeps and which is a barrier.
 # "…" would expand to "..." under NFKC and push the text off the fast path; it is a separator anyway.
 _BARRIERS = str.maketrans({**{c: "、" for c in "，；：！？"}, "…": ".", "‥": "."})
-_SEPARATORS = r"\s*\-_.·•|/\\~+=#^`'\"@&%$!?<>()\[\]{}:;,⋅∙・" + _INVISIBLE
-_SEPARATOR_RUN_RE = re.compile(f"[{_SEPARATORS}]+")
+_BARRIER_CHARS = "、。"  # what the sentence punctuation is after folding
+_HANGUL_FILLERS = "\u115f\u1160\u3164\uffa0"
+# Planes with format characters, marks, punctuation and symbols: the BMP, the SMP (emoji, musical
+# format controls) and plane 14 (tag characters, variation selectors supplement).
+_SCANNED = (range(0x20000), range(0xE0000, 0xE1000))
+_HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+# Markup an answer or a scraped page may carry between characters: tags, comments, character entities.
+# A tag must start right after "<" with a letter, "/" or "!", so "a < b" stays text.
+_MARKUP = r"<!--.*?-->|</?[a-z][a-z0-9-]*(?:\s[^<>]*)?/?>|&(?:[a-z][a-z0-9]{1,31}|#[0-9]{1,7}|#x[0-9a-f]{1,6});"
+
+
+def _is_ignorable(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    return cat in ("Cf", "Mn", "Me") or (cat == "Cc" and not ch.isspace()) or ch in _HANGUL_FILLERS
+
+
+def _is_separator(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    return (cat[0] in "PSZ" or (cat == "Cc" and ch.isspace())) and ch not in _BARRIER_CHARS
+
+
+def _is_symbol(ch: str) -> bool:
+    return unicodedata.category(ch) in ("So", "Sk")
+
+
+def _char_class(predicate: Callable[[str], bool]) -> str:
+    """A regex character class (without brackets) of every scanned code point ``predicate`` accepts,
+    as ranges."""
+    parts, start, prev = [], None, None
+    for block in _SCANNED:
+        for cp in block:
+            if predicate(chr(cp)):
+                if start is None:
+                    start = cp
+                elif cp != prev + 1:
+                    parts.append((start, prev))
+                    start = cp
+                prev = cp
+    if start is not None:
+        parts.append((start, prev))
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in parts)
+
+
+@dataclass(frozen=True)
+class _Patterns:
+    skip_run: re.Pattern[str]  # match view: runs of ignorables, separators and markup
+    visible: re.Pattern[str]  # a run that holds more than ignorables is a word boundary between letters
+    literal_drop: re.Pattern[str]  # literal view: ignorables, emoji/symbols, markup
+    between_han: re.Pattern[str]  # literal view: separators between two Chinese characters
+
+
+@lru_cache(maxsize=1)
+def _patterns() -> _Patterns:
+    """Built on first use (a scan of about 135,000 code points, some 60 ms), not at import."""
+    ignorable, separator, symbol = _char_class(_is_ignorable), _char_class(_is_separator), _char_class(_is_symbol)
+    return _Patterns(
+        skip_run=re.compile(f"(?:{_MARKUP}|[{ignorable}{separator}])+", re.S),
+        visible=re.compile(f"{_MARKUP}|[{separator}]", re.S),
+        literal_drop=re.compile(f"(?:{_MARKUP}|[{ignorable}{symbol}])+", re.S),
+        between_han=re.compile(f"(?<=[{_HAN}])[{separator}]+(?=[{_HAN}])"),
+    )
+
+
 _LATIN = re.compile(r"[a-z0-9]")
+HAN_RE = re.compile(f"[{_HAN}]")
 
 
 @dataclass
@@ -56,30 +134,57 @@ def _fold_by_char(text: str) -> tuple[str, list[int]]:
     return "".join(chars), origin
 
 
+def _rewrite(
+    text: str, origin: list[int], pattern: re.Pattern[str], replace: Callable[[str, re.Match[str]], str]
+) -> tuple[str, list[int]]:
+    """Replace every match of ``pattern`` by ``replace(text, match)`` (empty or one character, which
+    takes the origin of the match's first character), keeping ``origin`` in step."""
+    matches = list(pattern.finditer(text))
+    if not matches:
+        return text, origin
+    parts: list[str] = []
+    new_origin: list[int] = []
+    pos = 0
+    for m in matches:
+        a, b = m.span()
+        parts.append(text[pos:a])
+        new_origin.extend(origin[pos:a])
+        rep = replace(text, m)
+        if rep:
+            parts.append(rep)
+            new_origin.append(origin[a])
+        pos = b
+    parts.append(text[pos:])
+    new_origin.extend(origin[pos:])
+    return "".join(parts), new_origin
+
+
+def _skip_run(text: str, m: re.Match[str]) -> str:
+    a, b = m.span()
+    if a > 0 and b < len(text) and _LATIN.match(text[a - 1]) and _LATIN.match(text[b]) and _patterns().visible.search(m.group()):
+        return " "  # a word boundary between English words, not an evasion
+    return ""
+
+
+def _drop(text: str, m: re.Match[str]) -> str:
+    return ""
+
+
 def normalize(text: str, keep_separators: bool = False) -> Normalized:
-    """``keep_separators`` for regex rules, which see punctuation and spaces as written ("8.5%")."""
+    """The match view of ``text``, or with ``keep_separators`` the literal view (see the module
+    docstring)."""
+    patterns = _patterns()
     folded = _fold(text)
     if folded is not None:
-        base_origin: list[int] | None = None
+        origin = list(range(len(folded)))
     else:
-        folded, base_origin = _fold_by_char(text)
+        folded, origin = _fold_by_char(text)
     if keep_separators:
-        parts, origin = [folded], list(range(len(folded)))
+        folded, origin = _rewrite(folded, origin, patterns.literal_drop, _drop)
+        folded, origin = _rewrite(folded, origin, patterns.between_han, _drop)
     else:
-        parts, origin, pos = [], [], 0
-        for m in _SEPARATOR_RUN_RE.finditer(folded):
-            a, b = m.span()
-            parts.append(folded[pos:a])
-            origin.extend(range(pos, a))
-            if a > 0 and b < len(folded) and _LATIN.match(folded[a - 1]) and _LATIN.match(folded[b]):
-                parts.append(" ")  # a word boundary between English words, not an evasion
-                origin.append(a)
-            pos = b
-        parts.append(folded[pos:])
-        origin.extend(range(pos, len(folded)))
-    if base_origin is not None:
-        origin = [base_origin[i] for i in origin]
-    return Normalized(to_simplified_chars("".join(parts)), origin)
+        folded, origin = _rewrite(folded, origin, patterns.skip_run, _skip_run)
+    return Normalized(to_simplified_chars(folded), origin)
 
 
 def normalize_term(term: str) -> str:

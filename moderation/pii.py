@@ -21,6 +21,12 @@ Design decisions:
 - **Checksums cut false positives.** Resident IDs must pass GB 11643-1999 (checksum, real birth
   date, plausible region), and bank cards must pass Luhn; a random 16-digit order number passes
   Luhn only one time in ten, and a random 18-digit run almost never looks like a valid ID.
+- **Written-out separators count, evasions too.** A resident ID may be grouped 6-8-4 or 6-4-4-4 with
+  one kind of separator ("110105 19491231 002X"); an address may be spelled out to dodge scrapers
+  ("security [at] example.com", "security(at)example dot com"). A bare " at " is only read as "@" when a
+  dot is spelled out too ("a at b dot com"), since "look at example.com" is ordinary English. Invisible
+  characters slipped into a number ("138\u200b12345678") are the caller's to drop: the moderator runs
+  this on its literal view (moderation.normalize), which has none.
 - **Overlaps resolve to one label.** The longer span wins; on equal length the more specific kind
   wins: id_card over bank_card over mobile over email. Resolution happens over *all* kinds before the
   ``kinds`` filter is applied, so asking only for bank cards never relabels a resident ID as a card.
@@ -78,6 +84,11 @@ _MOBILE_RE = re.compile(
 # Resident ID: 17 digits + a digit or X/x, as a whole digit run.
 _ID_RE = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
 
+# Resident ID grouped for reading: 6-8-4 ("110105 19491231 002X") or 6-4-4-4, one kind of separator.
+_ID_GROUPED_RE = re.compile(
+    r"(?<![0-9])[0-9]{6}(?P<sep>[ -])(?:[0-9]{8}|[0-9]{4}(?P=sep)[0-9]{4})(?P=sep)[0-9]{3}[0-9Xx](?![0-9A-Za-z])"
+)
+
 # Bank card: 13-19 digits, either solid or in groups of four separated by one kind of separator, the
 # last group possibly shorter ("6222 0212 3456 7890 128"). The digit count is checked afterwards.
 # A solid run followed by X/x is the front of an ID-shaped string, not a card.
@@ -105,6 +116,23 @@ _EMAIL_RE = re.compile(
     r"[A-Za-z]{2,}"
     r"(?![A-Za-z0-9-])"
 )
+
+
+# E-mail with "@" and "." spelled out: "name [at] example.com", "name(at)example dot com",
+# "name at example dot com". Brackets may be ASCII or full-width (（）【】).
+_OPEN, _CLOSE = r"[\[({<（【]", r"[\])}>）】]"
+_SPELLED_AT = rf"\s*{_OPEN}\s*(?:at|@)\s*{_CLOSE}\s*|\s+at\s+"
+_SPELLED_DOT = rf"\s*{_OPEN}\s*(?:dot|\.)\s*{_CLOSE}\s*|\s+dot\s+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_SPELLED_EMAIL_RE = re.compile(
+    r"(?<![A-Za-z0-9._%+-])"
+    r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*"
+    rf"(?P<at>{_SPELLED_AT})"
+    rf"(?P<domain>(?:{_LABEL}(?:\.|{_SPELLED_DOT}))+[A-Za-z]{{2,}})"
+    r"(?![A-Za-z0-9-])",
+    re.IGNORECASE,
+)
+_SPELLED_OUT_RE = re.compile(rf"[\s\[({{<（【]")
 
 
 # --- validators -------------------------------------------------------------------------------
@@ -173,6 +201,9 @@ def _candidates(text: str) -> list[PIIMatch]:
     for m in _ID_RE.finditer(text):
         if is_valid_resident_id(m.group()):
             found.append(PIIMatch("id_card", m.start(), m.end()))
+    for m in _ID_GROUPED_RE.finditer(text):
+        if is_valid_resident_id(m.group().replace(m.group("sep"), "")):
+            found.append(PIIMatch("id_card", m.start(), m.end()))
     for m in _CARD_RE.finditer(text):
         digits = m.group().replace(" ", "").replace("-", "")
         if not 13 <= len(digits) <= 19 or not luhn_ok(digits):
@@ -186,6 +217,10 @@ def _candidates(text: str) -> list[PIIMatch]:
         found.append(PIIMatch("mobile", m.start(), m.end()))
     for m in _EMAIL_RE.finditer(text):
         found.append(PIIMatch("email", m.start(), m.end()))
+    for m in _SPELLED_EMAIL_RE.finditer(text):
+        # a bare " at " needs a spelled-out dot as well: "look at example.com" is English, not an address
+        if m.group("at").strip().lower() != "at" or _SPELLED_OUT_RE.search(m.group("domain")):
+            found.append(PIIMatch("email", m.start(), m.end()))
     return found
 
 

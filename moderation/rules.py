@@ -41,6 +41,12 @@ class Category:
     surfaces: tuple[str, ...]
     message: str
     description: str = ""
+    # Match by sound too (pinyin, homophones; see moderation.pinyin). Default: on for block and mask
+    # categories, whose evasions matter; off for flag, which only feeds the audit log.
+    pinyin: bool = False
+    # Any occurrence counts, whatever the neighbouring words (see moderation.boundaries). Default off:
+    # "确保本次" is not 保本.
+    substring_ok: bool = False
     terms: list[Term] = field(default_factory=list)
     patterns: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)  # (rule_id, regex)
 
@@ -80,7 +86,12 @@ def load_rules(root: Path) -> RuleSet:
         bad = [s for s in surfaces if s not in SURFACES]
         if bad:
             raise RuleError(f"{root / 'rules.toml'}: 类别 {name} 的 surfaces 含未知项 {bad}（可用 {', '.join(SURFACES)}）")
-        category = Category(name, action, surfaces, spec.get("message", DEFAULT_BLOCK_MESSAGE), spec.get("description", ""))
+        switches = {}
+        for key, default in (("pinyin", action in ("block", "mask")), ("substring_ok", False)):
+            switches[key] = spec.get(key, default)
+            if not isinstance(switches[key], bool):
+                raise RuleError(f"{root / 'rules.toml'}: 类别 {name} 的 {key} 必须是 true 或 false (must be a boolean)")
+        category = Category(name, action, surfaces, spec.get("message", DEFAULT_BLOCK_MESSAGE), spec.get("description", ""), **switches)
         _load_words(root / "words" / f"{name}.txt", category)
         categories[name] = category
     pii = config.get("pii", {})

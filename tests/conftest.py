@@ -61,6 +61,17 @@ def data_dir(monkeypatch, settings) -> Settings:
     return settings
 
 
+def sample_kb(root: Path, name: str = "demo", **overrides) -> Settings:
+    """Settings for a data dir under ``root`` holding knowledge base ``name``, built from a copy of the
+    sample corpus (in ``root / "corpus"``); for module-scoped fixtures, which cannot use ``demo_kb``."""
+    from ingest.pipeline import ingest_paths
+
+    shutil.copytree(SAMPLES, root / "corpus")
+    settings = load_settings(data_dir=root / "data", **overrides)
+    ingest_paths([root / "corpus"], name, settings)
+    return settings
+
+
 @pytest.fixture
 def demo_kb(data_dir, tmp_path) -> Settings:
     """Knowledge base "demo" built from a copy of the sample corpus."""

@@ -14,7 +14,7 @@ from PIL import Image
 from core.models import Citation
 from core.settings import load_settings
 from ingest.documents import ingest_upload
-from ingest.originals import _find_spans, original_file, render_pdf_page
+from ingest.originals import _find_spans, original_file, original_shows_masked, render_pdf_page
 from ingest.pipeline import ingest_paths
 from llm.answer import ask
 from llm.sources import Passage, cited_passage, document_context, uncited_sources
@@ -59,6 +59,10 @@ def test_the_cited_pdf_page_is_rendered_with_the_quote_boxed(kb, services):
     assert citation.source.endswith(PDF) and citation.page == 2
     path = original_file("demo", citation.source, settings, services)
     assert path is not None and path.samefile(corpus / PDF)
+    # Page 1 has the support e-mail, masked at ingest: that page (and the download) is withheld, page 2 is not.
+    assert not original_shows_masked("demo", citation.source, settings, services, page=2)
+    assert original_shows_masked("demo", citation.source, settings, services, page=1)
+    assert original_shows_masked("demo", citation.source, settings, services)
     page = render_pdf_page(path, citation.page, citation.quote)
     image = Image.open(io.BytesIO(page.png)).convert("RGB")
     assert (page.page, page.n_pages) == (2, 2) and image.width > 800

@@ -53,7 +53,7 @@ def test_ask_json_shape(kb_dir):
     assert set(out) >= {"answer", "refused", "citations", "timings_ms"}
     assert out["refused"] is False and "600元" in out["answer"]
     c = out["citations"][0]
-    assert set(c) == {"n", "source", "page", "start", "end", "quote", "chunk_id", "score"}
+    assert set(c) == {"n", "source", "page", "start", "end", "quote", "chunk_id", "score", "masked"} and c["masked"] is False
     assert c["n"] == 1 and c["source"].endswith("差旅报销制度.md") and c["quote"] in out["answer"] or c["quote"]
     assert [x["n"] for x in out["citations"]] == list(range(1, len(out["citations"]) + 1))
 

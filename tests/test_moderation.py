@@ -137,7 +137,7 @@ def test_ingest_surface_masks_pii_before_indexing(settings, tmp_path):
     from tests.conftest import write
 
     rules = ensure_rules_dir(settings.data_dir / "moderation") / "rules.toml"
-    rules.write_text(rules.read_text(encoding="utf-8").replace('ingest = "off"', 'ingest = "mask"'), encoding="utf-8")
+    assert 'ingest = "mask"' in rules.read_text(encoding="utf-8"), "PII is masked at ingest by default"
     write(tmp_path / "d" / "名单.md", "联系人张三，手机13800138000，负责报销审核。")
     ingest_paths([tmp_path / "d"], "kb", settings)
     with KnowledgeBase.open("kb", settings) as kb:

@@ -12,8 +12,8 @@ import time
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.services import EventBus
 from core.models import Answer, IngestResult
+from core.services import EventBus
 from core.text import count_tokens
 
 REQUEST_SECONDS = Histogram(

@@ -14,7 +14,14 @@ from app.api.deps import Caller, Config, State, require
 from app.api.metrics import observe_answer
 from app.api.protocol import ChatCompletion, ChatCompletionRequest, Choice
 from core.errors import KnowledgeBaseNotFound, ZhiwenError
-from core.openai_protocol import ChatMessage, ModelCard, ModelList, chunk, completion_id, error_body
+from core.openai_protocol import (
+    ChatMessage,
+    ModelCard,
+    ModelList,
+    chunk,
+    completion_id,
+    error_body,
+)
 from core.services import Services
 from core.settings import Settings
 from ingest.kb import list_kbs, shared_kb

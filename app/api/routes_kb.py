@@ -16,7 +16,15 @@ from app.api.metrics import observe_ingest
 from core.errors import DocumentNotFound, KnowledgeBaseExists, KnowledgeBaseNotFound
 from core.models import Document, IngestResult, KnowledgeBaseInfo, KnowledgeBaseSummary
 from ingest.documents import ingest_upload, reindex_document, remove_document
-from ingest.kb import create_kb, delete_kb, kb_document, kb_documents, kb_info, list_kbs, validate_name
+from ingest.kb import (
+    create_kb,
+    delete_kb,
+    kb_document,
+    kb_documents,
+    kb_info,
+    list_kbs,
+    validate_name,
+)
 
 router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge bases"])
 

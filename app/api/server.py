@@ -20,7 +20,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app.api import routes_chat, routes_eval, routes_kb
 from app.api.deps import ApiState, Caller, require
 from app.api.metrics import MetricsMiddleware, count_moderation
-from core.errors import DocumentNotFound, InputTooLarge, KnowledgeBaseNotFound, ZhiwenError
+from core.errors import (
+    DocumentNotFound,
+    InputTooLarge,
+    KnowledgeBaseNotFound,
+    ZhiwenError,
+)
 from core.openai_protocol import error_body
 from core.services import Services
 from core.settings import Settings

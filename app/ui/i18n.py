@@ -51,6 +51,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "page_of": {"zh": "原文第 {page} 页，共 {pages} 页；黄色框为引用的文字", "en": "Page {page} of {pages}; the cited text is boxed in yellow"},
     "page_of_unmarked": {"zh": "原文第 {page} 页，共 {pages} 页（未能在页面上定位引用的文字）", "en": "Page {page} of {pages} (the cited text could not be located on the page)"},
     "original_gone": {"zh": "原文件已移动或修改，无法显示原页面；以下是导入时的文本。", "en": "The original file was moved or changed since ingest; this is the text as ingested."},
+    "original_masked": {"zh": "原文此处含有已遮蔽的个人信息，不显示原页面；以下是遮蔽后的文本。", "en": "The original holds masked personal data here, so it is not shown; this is the masked text."},
     "download_original": {"zh": "下载原文件", "en": "Download the original file"},
     "source_gone": {"zh": "这段资料已不在知识库中（文档被删除或重新导入）。", "en": "This passage is no longer in the knowledge base (the document was removed or re-ingested)."},
     "conversations": {"zh": "历史对话", "en": "Conversations"},

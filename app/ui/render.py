@@ -20,7 +20,7 @@ from app.ui.i18n import t
 from core.errors import ZhiwenError
 from core.models import Answer, Citation
 from core.settings import Settings
-from ingest.originals import original_file, pdf_rendering_available, render_pdf_page
+from ingest.originals import original_file, original_shows_masked, pdf_rendering_available, render_pdf_page
 from llm.sources import Passage, cited_passage, document_context, uncited_sources
 
 _BADGE = {"llm": ("mode_llm", "blue"), "extractive": ("mode_extractive", "green"), "refused": ("mode_refused", "orange")}
@@ -94,9 +94,14 @@ def _is_pdf(path: Path) -> bool:
 
 def show_original(citation: Citation, kb_name: str, settings: Settings) -> None:
     """The cited page of a PDF with the quote boxed; for other files (or without a renderer) the cited
-    sentence in its document's text. A download of the original when it is still the ingested file."""
-    path = original_file(kb_name, citation.source, settings, ui_services())
-    if path is not None and citation.page and _is_pdf(path) and pdf_rendering_available():
+    sentence in its document's text. A download of the original when it is still the ingested file. A
+    page (or file) holding what the answer's rules mask (PII) is shown as masked text only."""
+    services = ui_services()
+    path = original_file(kb_name, citation.source, settings, services)
+    page_masked = path is not None and original_shows_masked(kb_name, citation.source, settings, services, citation.page)
+    if page_masked:
+        st.caption(t("original_masked"))
+    if path is not None and not page_masked and citation.page and _is_pdf(path) and pdf_rendering_available():
         page = _page_image(str(path), path.stat().st_mtime_ns, citation.page, citation.quote)
         if page is not None:
             key = "page_of" if page.boxes else "page_of_unmarked"
@@ -104,10 +109,10 @@ def show_original(citation: Citation, kb_name: str, settings: Settings) -> None:
     else:
         if path is None:
             st.caption(t("original_gone"))
-        context = document_context(kb_name, citation, settings, ui_services())
+        context = document_context(kb_name, citation, settings, services)
         if context is not None:
             st.markdown(f"<div class='zw-passage'>{_passage_html(context)}</div>", unsafe_allow_html=True)
-    if path is not None:
+    if path is not None and not original_shows_masked(kb_name, citation.source, settings, services):
         st.download_button(t("download_original"), path.read_bytes(), file_name=_source_name(citation.source),
                            key=f"zw-dl-{citation.chunk_id}-{citation.start}-{citation.n}", icon="📥", on_click="ignore")
 
