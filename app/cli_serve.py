@@ -151,12 +151,15 @@ def mcp(
     if kb is not None and kb not in kb_names(settings):
         _fail(KnowledgeBaseNotFound(kb), settings)
     use_auth = http and (auth if auth is not None else not _loopback(host))
+    if auth and not http:
+        err.print("[yellow]--auth 只用于 --http：stdio 没有 API key，由启动它的客户端负责 (--auth applies to --http only)[/]")
     with Services() as services:  # one per server process: open knowledge bases, answer cache, moderators
-        server = build_server(settings, services, default_kb=kb, auth=use_auth, issuer_url=f"http://{host}:{port}")
+        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # an IPv6 address goes in brackets
+        server = build_server(settings, services, default_kb=kb, auth=use_auth, issuer_url=f"http://{netloc}")
         if not http:
             server.run("stdio")  # stdout is the protocol: messages go to stderr
             return
         import uvicorn
 
-        err.print(f"知问 MCP: http://{host}:{port}/mcp  认证 (auth): {'开' if use_auth else '关'}")
+        err.print(f"知问 MCP: http://{netloc}/mcp  认证 (auth): {'开' if use_auth else '关'}")
         uvicorn.run(server.streamable_http_app(host=host), host=host, port=port, log_level="warning")

@@ -28,10 +28,10 @@ import ahocorasick
 from core.services import EventBus, Services
 from core.settings import Settings
 from moderation.audit import AuditLog
-from moderation.boundaries import overlaps_a_word, splits_neighbours
+from moderation.boundaries import is_common_word, overlaps_a_word, splits_neighbours
 from moderation.normalize import HAN_RE, Normalized, normalize, normalize_term
 from moderation.pii import find_pii, mask_spans
-from moderation.pinyin import PhoneticView, term_keys
+from moderation.pinyin import PhoneticView, term_readings
 from moderation.rules import Category, RuleSet, RuleStore
 
 _LATIN_RE = re.compile(r"[a-z0-9]")
@@ -76,10 +76,10 @@ class _Matcher:
                 entries = self.automaton.get(key, [])
                 entries.append((category.name, term.rule_id, len(key)))
                 self.automaton.add_word(key, entries)
-                for sound in term_keys(key) if category.pinyin else ():
-                    entries = self.phonetic.get(sound, [])
-                    entries.append((category.name, term.rule_id, key, len(sound)))
-                    self.phonetic.add_word(sound, entries)
+                for reading in term_readings(key) if category.pinyin else ():
+                    entries = self.phonetic.get(reading.sound, [])
+                    entries.append((category.name, term.rule_id, key, reading))
+                    self.phonetic.add_word(reading.sound, entries)
         self.empty = len(self.automaton) == 0
         if not self.empty:
             self.automaton.make_automaton()
@@ -100,11 +100,10 @@ class _Matcher:
         if not self.has_phonetic:
             return
         for end, entries in self.phonetic.iter(view.text):
-            span = view.locate(end + 1 - entries[0][3], end + 1)  # one key, one length
-            if span is None:
-                continue
-            for category, rule_id, term, _ in entries:
-                yield category, rule_id, term, span[0], span[1]
+            for category, rule_id, term, reading in entries:
+                span = view.locate(end + 1 - len(reading.sound), end + 1, reading)
+                if span is not None:
+                    yield category, rule_id, term, span[0], span[1]
 
 
 class Moderator:
@@ -135,7 +134,13 @@ class Moderator:
 
     def check(self, text: str, surface: str, audit: bool = True) -> ModerationResult:
         rules, matcher = self.matcher()
-        findings = self._terms(text, surface, rules, matcher) + self._pii(text, surface, rules)
+        active = {name: c for name, c in rules.categories.items() if surface in c.surfaces}
+        pii_action = rules.pii_actions.get(surface, "off") if rules.pii_kinds else "off"
+        needs_literal = pii_action != "off" or any(c.patterns for c in active.values())
+        literal = normalize(text, keep_separators=True) if needs_literal else None
+        findings = self._terms(text, active, matcher)
+        if literal is not None:
+            findings += self._regexes(literal, active) + self._pii(literal, pii_action, rules)
         findings.sort(key=lambda f: (f.start, -f.end))
         result = ModerationResult(text, findings=findings)
         blocking = next((f for f in findings if f.action == "block"), None)
@@ -152,23 +157,58 @@ class Moderator:
                 self.events.emit("moderation", surface=surface, action=f.action, category=f.category)
         return result
 
-    def _terms(self, text: str, surface: str, rules: RuleSet, matcher: _Matcher) -> list[Finding]:
-        active = {name: c for name, c in rules.categories.items() if surface in c.surfaces}
-        if not active:
+    def _terms(self, text: str, active: dict[str, Category], matcher: _Matcher) -> list[Finding]:
+        if not active or matcher.empty:
             return []
         norm = normalize(text)
-        out = []
         t = norm.text
+        out = []
         for category, rule_id, start, end in matcher.iter(t):
-            if category not in active:
+            spec = active.get(category)
+            if spec is None:
                 continue
             if _LATIN_RE.match(t[start]) and start > 0 and _LATIN_RE.match(t[start - 1]):
                 continue  # "class" does not contain the word "ass"
             if _LATIN_RE.match(t[end - 1]) and end < len(t) and _LATIN_RE.match(t[end]):
                 continue
+            if not spec.substring_ok and HAN_RE.match(t[start]) and HAN_RE.match(t[end - 1]) and splits_neighbours(t, start, end):
+                continue  # 确|保 本|次: two words that share the term's characters
             a, b = norm.span(start, end)
-            out.append(Finding(category, rule_id, active[category].action, a, b, "term"))
-        literal = normalize(text, keep_separators=True) if any(c.patterns for c in active.values()) else None
+            out.append(Finding(category, rule_id, spec.action, a, b, "term"))
+        if matcher.has_phonetic and any(c.pinyin for c in active.values()):
+            out += self._sounds(norm, active, matcher)
+        return out
+
+    @staticmethod
+    def _sounds(norm: Normalized, active: dict[str, Category], matcher: _Matcher) -> list[Finding]:
+        """Terms written by sound: pinyin ("baoben", "bao ben", "保ben") and homophones ("饱本").
+
+        A homophone may swap at most half of the term's characters (one of two): with all of them
+        swapped, two-syllable terms would collide with ordinary text by chance (Chinese has about 400
+        toneless syllables). Swapped characters must not form a dictionary word (白吃 is not 白痴) nor
+        be one of the commonest words (他又 is not 她又; see moderation.boundaries). Letters are already whole words and whole syllables (PhoneticView).
+        """
+        t = norm.text
+        out, seen = [], set()
+        for category, rule_id, term, start, end in matcher.iter_phonetic(PhoneticView.of(t)):
+            spec = active.get(category)
+            written = t[start:end]
+            if spec is None or not spec.pinyin or written == term or (rule_id, start, end) in seen:
+                continue  # as written, the term is the exact pass's to judge (word boundaries included)
+            han = [c for c in written if HAN_RE.match(c)]
+            swapped = [c for c in han if c not in term]
+            if len(swapped) > max(1, len(term) // 2) or any(is_common_word(c) for c in swapped):
+                continue
+            if han and overlaps_a_word(t, start, end):
+                continue
+            seen.add((rule_id, start, end))
+            a, b = norm.span(start, end)
+            out.append(Finding(category, rule_id, spec.action, a, b, "term"))
+        return out
+
+    @staticmethod
+    def _regexes(literal: Normalized, active: dict[str, Category]) -> list[Finding]:
+        out = []
         for name, category in active.items():
             for rule_id, pattern in category.patterns:
                 for m in pattern.finditer(literal.text):
@@ -177,14 +217,13 @@ class Moderator:
                         out.append(Finding(name, rule_id, category.action, a, b, "regex"))
         return out
 
-    def _pii(self, text: str, surface: str, rules: RuleSet) -> list[Finding]:
-        action = rules.pii_actions.get(surface, "off")
-        if action == "off" or not rules.pii_kinds:
+    @staticmethod
+    def _pii(literal: Normalized, action: str, rules: RuleSet) -> list[Finding]:
+        if action == "off":
             return []
-        folded, origin = _nfkc_with_origin(text)
         return [
-            Finding("pii", f"pii:{m.kind}", action, origin[m.start], origin[m.end - 1] + 1, "pii")
-            for m in find_pii(folded, rules.pii_kinds)
+            Finding("pii", f"pii:{m.kind}", action, *literal.span(m.start, m.end), "pii")
+            for m in find_pii(literal.text, rules.pii_kinds)
         ]
 
 

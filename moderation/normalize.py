@@ -103,7 +103,7 @@ def _patterns() -> _Patterns:
 
 
 _LATIN = re.compile(r"[a-z0-9]")
-HAN_RE = re.compile(f"[{_HAN}]")
+HAN_RE = re.compile(f"[{_HAN}]+")  # .match: starts with a Chinese character; .fullmatch: only those
 
 
 @dataclass

@@ -48,6 +48,33 @@ def corpus(tmp_path) -> Path:
     return target
 
 
+def assert_consistent(kb) -> tuple[int, int]:
+    """Catalogue, in-memory indexes and the FAISS file on disk agree on exactly which chunks exist;
+    returns (documents, chunks)."""
+    from ingest.kb import FAISS_FILE
+    from retrieval.faiss_store import FaissStore
+
+    vectors, bm25 = kb.indexes()
+    n_docs, n_chunks = kb.catalog.counts()
+    assert vectors.count() == n_chunks == bm25.count()
+    on_disk = FaissStore.load(kb.dir / FAISS_FILE)
+    assert on_disk is not None and on_disk[1]["version"] == kb.catalog.version() and on_disk[0].count() == n_chunks
+    assert sum(d.n_chunks for d in kb.catalog.list_documents()) == n_chunks
+    return n_docs, n_chunks
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    """A zip archive of ``entries`` (name → bytes), built in memory."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text.encode(encoding))

@@ -35,8 +35,8 @@ MAIN_TEXT = """() => {
 
 
 def write_status(data, **fields) -> None:
-    from eval.jobs import runs_dir
     from core.atomic import atomic_write_bytes
+    from eval.jobs import runs_dir
 
     folder = runs_dir(data) / RUN
     folder.mkdir(parents=True, exist_ok=True)

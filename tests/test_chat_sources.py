@@ -14,7 +14,12 @@ from PIL import Image
 from core.models import Citation
 from core.settings import load_settings
 from ingest.documents import ingest_upload
-from ingest.originals import _find_spans, original_file, original_shows_masked, render_pdf_page
+from ingest.originals import (
+    _find_spans,
+    original_file,
+    original_shows_masked,
+    render_pdf_page,
+)
 from ingest.pipeline import ingest_paths
 from llm.answer import ask
 from llm.sources import Passage, cited_passage, document_context, uncited_sources

@@ -1,7 +1,9 @@
 """Chunking never cuts inside a sentence (unless the sentence alone is too long), respects sizes,
 overlaps by whole sentences, keeps headings and pages."""
 
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from core.text import count_tokens, split_sentences
 from ingest.chunking import chunk_text

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from eval.dataset import DatasetError, QAItem, build_from_squad, load_dataset, source_matches, write_dataset
+from eval.dataset import (
+    DatasetError,
+    QAItem,
+    build_from_squad,
+    load_dataset,
+    source_matches,
+    write_dataset,
+)
 from eval.report import compare, load_aggregate, write_report
 from eval.runner import RECORDS_FILE, load_records, run_eval
 from ingest.pipeline import ingest_paths

@@ -10,7 +10,7 @@ from ingest.kb import BM25_FILE, FAISS_FILE, KnowledgeBase
 from ingest.pipeline import ingest_paths
 from llm.answer import ask
 from retrieval.faiss_store import FaissStore
-from tests.conftest import SAMPLES, write
+from tests.conftest import SAMPLES, assert_consistent, write
 from tests.test_loaders import make_pdf
 
 
@@ -31,15 +31,6 @@ def _by_name(results):
     return {os.path.basename(r.source): r for r in results}
 
 
-def _assert_consistent(kb: KnowledgeBase):
-    """Catalogue and both indexes agree on exactly which chunks exist."""
-    vectors, bm25 = kb.indexes()
-    n_docs, n_chunks = kb.catalog.counts()
-    assert vectors.count() == n_chunks == bm25.count()
-    on_disk = FaissStore.load(kb.dir / FAISS_FILE)
-    assert on_disk is not None and on_disk[1]["version"] == kb.catalog.version() and on_disk[0].count() == n_chunks
-    assert sum(d.n_chunks for d in kb.catalog.list_documents()) == n_chunks
-    return n_docs, n_chunks
 
 
 def test_bad_files_are_named_and_skipped_while_good_ones_are_indexed(settings, corpus, tmp_path):
@@ -59,7 +50,7 @@ def test_bad_files_are_named_and_skipped_while_good_ones_are_indexed(settings, c
     assert results["空文件.md"].status == "failed" and "empty" in results["空文件.md"].reason
 
     with KnowledgeBase.open("kb", settings) as kb:
-        n_docs, _ = _assert_consistent(kb)
+        n_docs, _ = assert_consistent(kb)
         assert n_docs == 8
 
 
@@ -70,7 +61,7 @@ def test_reingest_unchanged_skips_and_changed_replaces_without_duplicates(settin
 
     first = _by_name(ingest_paths([docs], "kb", settings))
     with KnowledgeBase.open("kb", settings) as kb:
-        _, n_chunks_before = _assert_consistent(kb)
+        _, n_chunks_before = assert_consistent(kb)
         version_before = kb.catalog.version()
 
     again = _by_name(ingest_paths([docs], "kb", settings))
@@ -84,7 +75,7 @@ def test_reingest_unchanged_skips_and_changed_replaces_without_duplicates(settin
     assert changed["制度.md"].status == "updated"
     assert changed["手册.txt"].status == "unchanged"
     with KnowledgeBase.open("kb", settings) as kb:
-        _, n_chunks_after = _assert_consistent(kb)
+        _, n_chunks_after = assert_consistent(kb)
         assert n_chunks_after == changed["制度.md"].n_chunks + first["手册.txt"].n_chunks
         texts = " ".join(c.text for d in kb.catalog.list_documents() for c in kb.catalog.chunks_of_document(d.id))
         assert "700元" in texts and "600元" not in texts, "old chunks are gone"
@@ -117,7 +108,7 @@ def test_crash_between_catalogue_commit_and_index_save_leaves_a_consistent_kb(se
     with KnowledgeBase.open("kb", settings) as kb:
         stale = FaissStore.load(kb.dir / FAISS_FILE)[1]
         assert stale["version"] < kb.catalog.version(), "the crash left the index stamp behind the catalogue"
-        n_docs, n_chunks = _assert_consistent(kb)  # opening catches up
+        n_docs, n_chunks = assert_consistent(kb)  # opening catches up
         assert (n_docs, n_chunks) == (2, 2)
         hits = kb.retriever().search("资安事件多久通报", 3).hits
         assert hits and hits[0].chunk.source.endswith("二.md")
@@ -130,7 +121,7 @@ def test_corrupt_index_files_are_rebuilt_from_the_catalogue(settings, tmp_path):
         (kb.dir / FAISS_FILE).write_bytes(b"garbage")
         (kb.dir / BM25_FILE).write_bytes(b"")
     with KnowledgeBase.open("kb", settings) as kb:
-        _assert_consistent(kb)
+        assert_consistent(kb)
         assert kb.retriever().search("一线城市住宿", 1).hits
 
 
@@ -211,7 +202,7 @@ def test_remove_document_removes_its_chunks_everywhere(settings, corpus):
     assert remove_document("kb", source, settings)
     assert not remove_document("kb", source, settings)
     with KnowledgeBase.open("kb", settings) as kb:
-        _assert_consistent(kb)
+        assert_consistent(kb)
         assert kb.catalog.document_by_source(source) is None
         assert all(h.chunk.source != source for h in kb.retriever().search("客户投诉处理方案", 10).hits)
 

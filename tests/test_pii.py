@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from moderation.pii import ALL_KINDS, PIIMatch, find_pii, is_valid_resident_id, luhn_ok, mask_spans
+from moderation.pii import (
+    ALL_KINDS,
+    PIIMatch,
+    find_pii,
+    is_valid_resident_id,
+    luhn_ok,
+    mask_spans,
+)
 
 # GB 11643-1999 check character of 11010519491231002 (region 110105, born 1949-12-31, sequence 002):
 #   digits   1  1  0  1  0  5  1  9  4  9  1  2  3  1  0  0  2

@@ -8,11 +8,10 @@ import pytest
 
 from core.settings import Settings
 from ingest.documents import ingest_upload
-from ingest.kb import FAISS_FILE, KnowledgeBase
+from ingest.kb import KnowledgeBase
 from ingest.pipeline import ingest_paths
 from ingest.sync import KEPT_NOTE, NotAFolder, sync_folder
-from retrieval.faiss_store import FaissStore
-from tests.conftest import write
+from tests.conftest import assert_consistent, write
 from tests.test_cli import run
 
 TEXTS = {
@@ -42,15 +41,6 @@ def _found(kb: KnowledgeBase, settings: Settings, query: str, mode: str) -> list
     return [os.path.basename(h.chunk.source) for h in hits]
 
 
-def _consistent(kb: KnowledgeBase) -> tuple[int, int]:
-    """Catalogue, in-memory indexes and the FAISS file on disk agree on which chunks exist."""
-    vectors, bm25 = kb.indexes()
-    n_docs, n_chunks = kb.catalog.counts()
-    assert vectors.count() == n_chunks == bm25.count()
-    on_disk = FaissStore.load(kb.dir / FAISS_FILE)
-    assert on_disk is not None and on_disk[1]["version"] == kb.catalog.version() and on_disk[0].count() == n_chunks
-    assert sum(d.n_chunks for d in kb.catalog.list_documents()) == n_chunks
-    return n_docs, n_chunks
 
 
 def test_sync_indexes_new_and_changed_removes_deleted_and_leaves_other_sources(settings, tmp_path):
@@ -75,7 +65,7 @@ def test_sync_indexes_new_and_changed_removes_deleted_and_leaves_other_sources(s
     removed = next(r for r in report.results if r.status == "removed")
     assert removed.source == str(docs / "甲.md") and removed.n_chunks == 1
     with KnowledgeBase.open("kb", settings) as kb:
-        assert _consistent(kb) == (4, 4)
+        assert assert_consistent(kb) == (4, 4)
         assert {d.source for d in kb.catalog.list_documents()} == {str(docs / n) for n in ("乙.txt", "丙.md", "丁.md")} | {str(outside)}
         assert kb.catalog.document_by_source(str(outside)) == before_outside, "a source outside the folder is untouched"
         vectors, bm25 = kb.indexes()
@@ -106,7 +96,7 @@ def test_a_file_that_fails_to_load_keeps_its_previous_document(settings, tmp_pat
     failed = next(r for r in report.results if r.status == "failed")
     assert failed.reason.endswith(KEPT_NOTE)
     with KnowledgeBase.open("kb", settings) as kb:
-        assert _consistent(kb) == (3, 3)
+        assert assert_consistent(kb) == (3, 3)
         assert kb.catalog.document_by_source(str(docs / "乙.txt")) == before
         assert _found(kb, settings, "年休假几天", "bm25")[0] == "乙.txt"
 
@@ -126,7 +116,7 @@ def test_sources_match_however_the_folder_was_spelt_and_a_rename_is_not_lost(set
     renamed = sync_folder("kb", tmp_path / "docs", settings)
     assert _statuses(renamed.results) == {"甲.md": "removed", "戊.md": "indexed", "乙.txt": "unchanged", "丙.md": "unchanged"}
     with KnowledgeBase.open("kb", settings) as kb:
-        assert _consistent(kb) == (3, 3)
+        assert assert_consistent(kb) == (3, 3)
         assert _found(kb, settings, SNOW_LEOPARD, "bm25")[0] == "戊.md", "the renamed file's text is still there"
 
 
@@ -146,7 +136,7 @@ def test_hidden_files_and_uploads_are_left_alone(settings, tmp_path):
     report = sync_folder("kb", docs, settings)
     assert _statuses(report.results) == {**{name: "unchanged" for name in TEXTS}, ".草稿.md": "removed"}
     with KnowledgeBase.open("kb", settings) as kb:
-        assert _consistent(kb) == (4, 4)
+        assert assert_consistent(kb) == (4, 4)
 
 
 def test_sync_of_a_file_or_missing_folder_is_a_clear_error_and_creates_nothing(settings, tmp_path):
@@ -192,12 +182,12 @@ def test_a_crash_after_removing_leaves_a_consistent_kb_and_the_next_sync_finishe
         sync_folder("kb", docs, settings)
     monkeypatch.undo()
     with KnowledgeBase.open("kb", settings) as kb:
-        assert _consistent(kb) == (2, 2)  # the removal committed; opening rebuilt the stale indexes
+        assert assert_consistent(kb) == (2, 2)  # the removal committed; opening rebuilt the stale indexes
         assert "甲.md" not in _found(kb, settings, SNOW_LEOPARD, "bm25")
     report = sync_folder("kb", docs, settings)
     assert _statuses(report.results) == {"乙.txt": "unchanged", "丙.md": "unchanged", "丁.md": "indexed"}
     with KnowledgeBase.open("kb", settings) as kb:
-        assert _consistent(kb) == (3, 3)
+        assert assert_consistent(kb) == (3, 3)
 
 
 def test_cli_sync_end_to_end(tmp_path):

@@ -1,4 +1,12 @@
-from core.text import count_tokens, fold, is_mostly_cjk, normalize_width, search_tokens, split_sentences, strip_invisible
+from core.text import (
+    count_tokens,
+    fold,
+    is_mostly_cjk,
+    normalize_width,
+    search_tokens,
+    split_sentences,
+    strip_invisible,
+)
 
 
 def test_normalize_width_folds_fullwidth_ascii_but_keeps_chinese_punctuation():

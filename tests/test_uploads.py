@@ -23,7 +23,7 @@ from ingest.kb import KnowledgeBase
 from ingest.pipeline import ingest_paths
 from ingest.uploads import safe_filename, stored_upload
 from llm.answer import ask
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, zip_bytes
 from tests.test_loaders import make_pdf
 
 KB = "kb"
@@ -69,12 +69,6 @@ def with_entries(docx_bytes: bytes, entries: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def zip_bytes(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buf.getvalue()
 
 
 def zeros_docx(megabytes: int) -> bytes:
