@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         vectors, queries = dataset(n, args.queries)
         truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :K]
         with tempfile.TemporaryDirectory() as tmp:
-            stores = {"FAISS (IndexFlatIP, in process)": FaissStore(DIM),
+            stores = {"FAISS (IndexFlatIP, in process)": FaissStore(DIM, index_kind="flat"),
                       "Milvus Lite (FLAT, local file)": MilvusStore(str(Path(tmp) / "bench.db"), DIM)}
             for name, store in stores.items():
                 r = run_store(store, vectors, queries, truth, Path(tmp) / f"{store.kind}.stamp")

@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     vector_store: Literal["faiss", "milvus"] = "faiss"
     milvus_uri: str | None = None
     milvus_token: str | None = None
+    # BM25 inside Milvus (full-text search: a BM25 function over the folded chunk text, jieba analyzer)
+    # for knowledge bases created on Milvus; off, or on collections made before it, BM25 stays local.
+    milvus_bm25: bool = True
+    # FAISS index: "auto" is exact below faiss_ivf_threshold chunks and IVF above (README "Scale").
+    faiss_index: Literal["auto", "flat", "ivf"] = "auto"
+    faiss_ivf_threshold: int = Field(50_000, ge=1)
+    # Search a GPU copy of the FAISS index (needs the gpu extra's faiss-gpu and a GPU; ignored otherwise).
+    faiss_gpu: bool = False
 
     top_k: int = Field(5, ge=1, le=100)
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"

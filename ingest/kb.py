@@ -164,7 +164,7 @@ class KnowledgeBase:
                 store.drop()  # rebuilt from the catalogue below
                 return None
             return store
-        loaded = FaissStore.load(self.dir / FAISS_FILE)
+        loaded = FaissStore.load(self.dir / FAISS_FILE, **self._faiss_options())
         if loaded is None:
             return None
         store, header = loaded
@@ -176,9 +176,14 @@ class KnowledgeBase:
         kind = kind or self.vector_store_kind
         dim = self.embedder().dim
         ids, matrix, meta = self.catalog.all_embeddings(dim, with_meta=True)
-        store: VectorStore = FaissStore(dim) if kind == "faiss" else self._milvus()
+        store: VectorStore = FaissStore(dim, **self._faiss_options()) if kind == "faiss" else self._milvus()
         store.add(ids, matrix, meta)
         return store
+
+    def _faiss_options(self) -> dict:
+        """Index choice and GPU use from the settings (retrieval.faiss_index)."""
+        s = self.settings
+        return {"index_kind": s.faiss_index, "gpu": s.faiss_gpu, "ivf_threshold": s.faiss_ivf_threshold}
 
     def _load_bm25(self, version: int, n_chunks: int) -> BM25Index | None:
         loaded = BM25Index.load(self.dir / BM25_FILE)

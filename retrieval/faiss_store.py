@@ -1,18 +1,38 @@
 """Dense vectors in FAISS (exact inner product on normalised vectors = cosine), persisted on disk.
 
 Ids are the catalogue's chunk row ids, which are never reused, so a removed chunk can never come back
-under another chunk's id. Exact search is the right default up to a few hundred thousand chunks on CPU
-(milliseconds per query); beyond that the Milvus store (HNSW/IVF) takes over.
+under another chunk's id. Exact search below ``retrieval.faiss_index.IVF_THRESHOLD`` chunks, IVF
+above it (setting ``faiss_index``); the file is streamed in and out, so opening a million-chunk knowledge
+base reads its index once and never re-reads the catalogue's embeddings.
+
+GPU (setting ``faiss_gpu``, the ``gpu`` extra's faiss-gpu): the CPU index stays the one that is written
+and saved; a GPU copy of it (``faiss.index_cpu_to_all_gpus``) answers searches and is rebuilt after
+writes. Not exercised here (no GPU on the CI machines): without a GPU, or with faiss-cpu, the setting
+is ignored with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from retrieval.stamped import read_stamped, write_stamped
+from retrieval.faiss_index import (
+    IVF_THRESHOLD,
+    IndexKind,
+    add_in_batches,
+    all_vectors,
+    build_ivf,
+    is_ivf,
+    resolve_kind,
+)
+from retrieval.stamped import open_stamped, write_stamped_stream
+
+log = logging.getLogger(__name__)
+
+EXACT_FILTER_LIMIT = 20_000  # allowed ids up to which a filtered IVF search scores them one by one
 
 # One query at a time is memory-bound: OpenMP worker threads only spin and steal the cores the
 # embedder needs next (measured: 8.6 ms → 2.0 ms for embed + search over 1,792 vectors on 2 cores).
@@ -22,24 +42,59 @@ faiss.omp_set_num_threads(1)
 class FaissStore:
     kind = "faiss"
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, index_kind: IndexKind = "auto", gpu: bool = False,
+                 ivf_threshold: int = IVF_THRESHOLD) -> None:
         self.dim = dim
+        self.index_kind = index_kind
+        self.ivf_threshold = ivf_threshold
+        self.gpu = gpu
+        self._gpu_index: faiss.Index | None = None
         self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
+    @property
+    def structure(self) -> str:
+        """``flat`` or ``ivf``: what the index is now (``index_kind`` is what the settings asked for)."""
+        return "ivf" if is_ivf(self.index) else "flat"
+
     def add(self, ids: np.ndarray, vectors: np.ndarray, meta: list[dict] | None = None) -> None:
-        """``meta`` is for stores that keep metadata (Milvus); FAISS keeps vectors only."""
-        if len(ids):
-            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+        """``meta`` is for stores that keep metadata (Milvus); FAISS keeps vectors only. An exact index
+        that grows past the IVF threshold is rebuilt as IVF (trained on what it holds) on the way."""
+        if not len(ids):
+            return
+        ids = np.asarray(ids, dtype=np.int64)
+        want = resolve_kind(self.index_kind, self.count() + len(ids), self.ivf_threshold)
+        if want == "ivf" and not is_ivf(self.index):
+            if self.count():
+                old_ids, old_vectors = all_vectors(self.index)
+                ids, vectors = np.concatenate([old_ids, ids]), np.concatenate([old_vectors, np.asarray(vectors, np.float32)])
+            self.index = build_ivf(self.dim, ids, vectors)
+        else:
+            add_in_batches(self.index, ids, vectors)
+        self._gpu_index = None
 
     def remove(self, ids: list[int] | np.ndarray) -> None:
         if len(ids):
             self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+            self._gpu_index = None
 
     def clone(self) -> "FaissStore":
         """A private copy for a writer, so readers keep searching the old index until the swap."""
-        copy = FaissStore(self.dim)
+        copy = FaissStore(self.dim, self.index_kind, self.gpu, self.ivf_threshold)
         copy.index = faiss.clone_index(self.index)
         return copy
+
+    def _searcher(self) -> faiss.Index:
+        """The index that answers searches: a GPU copy when configured and available, else the index."""
+        if not self.gpu:
+            return self.index
+        if self._gpu_index is None:
+            n_gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+            if n_gpus == 0:
+                log.warning("faiss_gpu 已设置但没有可用的 GPU 或 faiss-gpu，改用 CPU (faiss_gpu set, no GPU/faiss-gpu: using CPU)")
+                self.gpu = False
+                return self.index
+            self._gpu_index = faiss.index_cpu_to_all_gpus(self.index)
+        return self._gpu_index
 
     def count(self) -> int:
         return int(self.index.ntotal)
@@ -50,9 +105,19 @@ class FaissStore:
         if self.index.ntotal == 0 or k <= 0:
             return []
         params = None
+        if allowed_ids is not None and is_ivf(self.index) and len(allowed_ids) <= EXACT_FILTER_LIMIT:
+            # IVF scans only nprobe cells: a few allowed chunks may all sit in cells it skips. Scoring
+            # them directly is exact and, for a few documents' chunks, faster.
+            scored = sorted(self.similarity(vector, list(allowed_ids)).items(), key=lambda p: (-p[1], p[0]))
+            return scored[:k]
         if allowed_ids is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64)))
-        scores, ids = self.index.search(
+            selector = faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64))
+            params = (faiss.SearchParametersIVF(sel=selector, nprobe=self.index.nprobe) if is_ivf(self.index)
+                      else faiss.SearchParameters(sel=selector))
+            index = self.index  # GPU indexes take no id selector: filtered searches stay on the CPU
+        else:
+            index = self._searcher()
+        scores, ids = index.search(
             np.asarray(vector, dtype=np.float32).reshape(1, -1), min(k, self.index.ntotal), params=params
         )
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
@@ -69,20 +134,24 @@ class FaissStore:
         return out
 
     def save(self, path: Path, version: int, model: str) -> None:
-        header = {"version": version, "count": self.count(), "dim": self.dim, "model": model}
-        write_stamped(path, header, faiss.serialize_index(self.index).tobytes())
+        """Streamed into the file: no in-memory copy of the serialised index (2 GB at a million chunks)."""
+        header = {"version": version, "count": self.count(), "dim": self.dim, "model": model, "structure": self.structure}
+        write_stamped_stream(path, header, lambda f: faiss.write_index(self.index, faiss.PyCallbackIOWriter(f.write)))
 
     @classmethod
-    def load(cls, path: Path) -> tuple["FaissStore", dict] | None:
-        stamped = read_stamped(path)
+    def load(cls, path: Path, index_kind: IndexKind = "auto", gpu: bool = False,
+             ivf_threshold: int = IVF_THRESHOLD) -> tuple["FaissStore", dict] | None:
+        """The index read straight from the file into FAISS's buffers (one copy, not three)."""
+        stamped = open_stamped(path)
         if stamped is None:
             return None
-        header, payload = stamped
+        header, f = stamped
         try:
-            index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
-        except RuntimeError:
+            with f:
+                index = faiss.read_index(faiss.PyCallbackIOReader(f.read, 1 << 24))
+        except (RuntimeError, OSError, ValueError):
             return None
-        store = cls(int(header["dim"]))
+        store = cls(int(header["dim"]), index_kind, gpu, ivf_threshold)
         store.index = index
         return store, header
 

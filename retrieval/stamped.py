@@ -4,9 +4,11 @@ the payload are replaced together. Layout: 8-byte header length, JSON header, pa
 from __future__ import annotations
 
 import json
+import os
 import struct
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 from core.atomic import atomic_write_bytes
 
@@ -24,4 +26,40 @@ def read_stamped(path: Path) -> tuple[dict[str, Any], bytes] | None:
         header = json.loads(data[8 : 8 + n].decode("utf-8"))
         return header, data[8 + n :]
     except (OSError, struct.error, ValueError, UnicodeDecodeError):
+        return None
+
+
+def write_stamped_stream(path: Path, header: dict[str, Any], write_payload: Callable[[BinaryIO], None]) -> None:
+    """``write_stamped`` for payloads too big to hold twice in memory (a million-vector FAISS index is
+    2 GB): the payload is written straight into the temp file, then the file replaces ``path``."""
+    head = json.dumps(header, ensure_ascii=False).encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(struct.pack("<Q", len(head)) + head)
+            write_payload(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def open_stamped(path: Path) -> tuple[dict[str, Any], BinaryIO] | None:
+    """Header and the open file positioned at the payload (the caller reads and closes it), or None."""
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return None
+    try:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n).decode("utf-8"))
+        return header, f
+    except (OSError, struct.error, ValueError, UnicodeDecodeError):
+        f.close()
         return None
