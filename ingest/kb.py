@@ -175,7 +175,9 @@ class KnowledgeBase:
         """An empty store of this knowledge base's kind (or ``kind``) filled from the catalogue."""
         kind = kind or self.vector_store_kind
         dim = self.embedder().dim
-        ids, matrix, meta = self.catalog.all_embeddings(dim, with_meta=True)
+        # FAISS keeps vectors only: a million citation-metadata dicts would cost seconds and a gigabyte.
+        ids, matrix, *meta = self.catalog.all_embeddings(dim, with_meta=kind != "faiss")
+        meta = meta[0] if meta else None
         store: VectorStore = FaissStore(dim, **self._faiss_options()) if kind == "faiss" else self._milvus()
         store.add(ids, matrix, meta)
         return store

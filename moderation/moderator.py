@@ -29,7 +29,7 @@ from core.services import EventBus, Services
 from core.settings import Settings
 from moderation.audit import AuditLog
 from moderation.boundaries import is_common_word, overlaps_a_word, splits_neighbours
-from moderation.normalize import HAN_RE, Normalized, normalize, normalize_term
+from moderation.normalize import HAN_RE, Normalized, fold, normalize_term, view
 from moderation.pii import find_pii, mask_spans
 from moderation.pinyin import PhoneticView, term_readings
 from moderation.rules import Category, RuleSet, RuleStore
@@ -95,15 +95,16 @@ class _Matcher:
                 yield category, rule_id, end - length + 1, end + 1
 
     def iter_phonetic(self, view: PhoneticView):
-        """(category, rule_id, term, start, end) with [start, end) in the normalised text, for every
-        pinyin key that lies on syllable and word boundaries there."""
+        """(category, rule_id, term, reading, start, span) for every pinyin key whose match starts and
+        ends on syllable and word edges; ``span`` is in the normalised text, ``start`` in the view."""
         if not self.has_phonetic:
             return
         for end, entries in self.phonetic.iter(view.text):
-            for category, rule_id, term, reading in entries:
-                span = view.locate(end + 1 - len(reading.sound), end + 1, reading)
-                if span is not None:
-                    yield category, rule_id, term, span[0], span[1]
+            start = end + 1 - len(entries[0][3].sound)  # one key, one length
+            span = view.span(start, end + 1)
+            if span is not None:
+                for category, rule_id, term, reading in entries:
+                    yield category, rule_id, term, reading, start, span
 
 
 class Moderator:
@@ -137,8 +138,9 @@ class Moderator:
         active = {name: c for name, c in rules.categories.items() if surface in c.surfaces}
         pii_action = rules.pii_actions.get(surface, "off") if rules.pii_kinds else "off"
         needs_literal = pii_action != "off" or any(c.patterns for c in active.values())
-        literal = normalize(text, keep_separators=True) if needs_literal else None
-        findings = self._terms(text, active, matcher)
+        folded = fold(text)
+        literal = view(folded, keep_separators=True) if needs_literal else None
+        findings = self._terms(folded, active, matcher)
         if literal is not None:
             findings += self._regexes(literal, active) + self._pii(literal, pii_action, rules)
         findings.sort(key=lambda f: (f.start, -f.end))
@@ -157,10 +159,10 @@ class Moderator:
                 self.events.emit("moderation", surface=surface, action=f.action, category=f.category)
         return result
 
-    def _terms(self, text: str, active: dict[str, Category], matcher: _Matcher) -> list[Finding]:
+    def _terms(self, folded: Normalized, active: dict[str, Category], matcher: _Matcher) -> list[Finding]:
         if not active or matcher.empty:
             return []
-        norm = normalize(text)
+        norm = view(folded)
         t = norm.text
         out = []
         for category, rule_id, start, end in matcher.iter(t):
@@ -190,16 +192,17 @@ class Moderator:
         """
         t = norm.text
         out, seen = [], set()
-        for category, rule_id, term, start, end in matcher.iter_phonetic(PhoneticView.of(t)):
+        view = PhoneticView(t)
+        for category, rule_id, term, reading, at, (start, end) in matcher.iter_phonetic(view):
             spec = active.get(category)
             written = t[start:end]
             if spec is None or not spec.pinyin or written == term or (rule_id, start, end) in seen:
                 continue  # as written, the term is the exact pass's to judge (word boundaries included)
             han = [c for c in written if HAN_RE.match(c)]
             swapped = [c for c in han if c not in term]
-            if len(swapped) > max(1, len(term) // 2) or any(is_common_word(c) for c in swapped):
+            if len(swapped) > max(1, len(term) // 2) or not view.agrees(at, (start, end), reading):
                 continue
-            if han and overlaps_a_word(t, start, end):
+            if any(is_common_word(c) for c in swapped) or (han and overlaps_a_word(t, start, end)):
                 continue
             seen.add((rule_id, start, end))
             a, b = norm.span(start, end)

@@ -41,9 +41,6 @@ from core.text import to_simplified_chars
 _BARRIERS = str.maketrans({**{c: "、" for c in "，；：！？"}, "…": ".", "‥": "."})
 _BARRIER_CHARS = "、。"  # what the sentence punctuation is after folding
 _HANGUL_FILLERS = "\u115f\u1160\u3164\uffa0"
-# Planes with format characters, marks, punctuation and symbols: the BMP, the SMP (emoji, musical
-# format controls) and plane 14 (tag characters, variation selectors supplement).
-_SCANNED = (range(0x20000), range(0xE0000, 0xE1000))
 _HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 # Markup an answer or a scraped page may carry between characters: tags, comments, character entities.
 # A tag must start right after "<" with a letter, "/" or "!", so "a < b" stays text.
@@ -64,11 +61,10 @@ def _is_symbol(ch: str) -> bool:
     return unicodedata.category(ch) in ("So", "Sk")
 
 
-def _char_class(predicate: Callable[[str], bool]) -> str:
-    """A regex character class (without brackets) of every scanned code point ``predicate`` accepts,
-    as ranges."""
+def _ranges(predicate: Callable[[str], bool], *blocks: range) -> str:
+    """Every code point of ``blocks`` that ``predicate`` accepts, as the inside of a regex class."""
     parts, start, prev = [], None, None
-    for block in _SCANNED:
+    for block in blocks:
         for cp in block:
             if predicate(chr(cp)):
                 if start is None:
@@ -82,6 +78,15 @@ def _char_class(predicate: Callable[[str], bool]) -> str:
     return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in parts)
 
 
+def _char_class(predicate: Callable[[str], bool]) -> str:
+    """A regex atom for one character ``predicate`` accepts. Split in two for speed: sre tests a class
+    of BMP code points with a bitmap, but one that reaches beyond the BMP range by range (hundreds of
+    them here, some 20 times slower on Chinese text), so that part is only tried behind a one-range guard."""
+    bmp = _ranges(predicate, range(0x10000))
+    beyond = _ranges(predicate, range(0x10000, 0x20000), range(0xE0000, 0xE1000))
+    return f"(?:[{bmp}]|[\U00010000-\U0010ffff](?<=[{beyond}]))"
+
+
 @dataclass(frozen=True)
 class _Patterns:
     skip_run: re.Pattern[str]  # match view: runs of ignorables, separators and markup
@@ -92,13 +97,17 @@ class _Patterns:
 
 @lru_cache(maxsize=1)
 def _patterns() -> _Patterns:
-    """Built on first use (a scan of about 135,000 code points, some 60 ms), not at import."""
-    ignorable, separator, symbol = _char_class(_is_ignorable), _char_class(_is_separator), _char_class(_is_symbol)
+    """Built on first use, not at import: a scan of the planes that hold format characters, marks,
+    punctuation and symbols (the BMP; the SMP: emoji, musical format controls; plane 14: tag characters,
+    variation selectors supplement), some 135,000 code points, about 0.2 s."""
+    skipped = _char_class(lambda ch: _is_ignorable(ch) or _is_separator(ch))
+    separator = _char_class(_is_separator)
+    dropped = _char_class(lambda ch: _is_ignorable(ch) or _is_symbol(ch))
     return _Patterns(
-        skip_run=re.compile(f"(?:{_MARKUP}|[{ignorable}{separator}])+", re.S),
-        visible=re.compile(f"{_MARKUP}|[{separator}]", re.S),
-        literal_drop=re.compile(f"(?:{_MARKUP}|[{ignorable}{symbol}])+", re.S),
-        between_han=re.compile(f"(?<=[{_HAN}])[{separator}]+(?=[{_HAN}])"),
+        skip_run=re.compile(f"(?:{_MARKUP}|{skipped})+", re.S),
+        visible=re.compile(f"{_MARKUP}|{separator}", re.S),
+        literal_drop=re.compile(f"(?:{_MARKUP}|{dropped})+", re.S),
+        between_han=re.compile(f"(?<=[{_HAN}]){separator}+(?=[{_HAN}])"),
     )
 
 
@@ -170,21 +179,33 @@ def _drop(text: str, m: re.Match[str]) -> str:
     return ""
 
 
-def normalize(text: str, keep_separators: bool = False) -> Normalized:
-    """The match view of ``text``, or with ``keep_separators`` the literal view (see the module
-    docstring)."""
-    patterns = _patterns()
+def fold(text: str) -> Normalized:
+    """``text`` folded (NFKC, lower case, Traditional→Simplified), the common start of both views:
+    fold once, then take ``view(folded)`` and ``view(folded, keep_separators=True)``."""
     folded = _fold(text)
     if folded is not None:
         origin = list(range(len(folded)))
     else:
         folded, origin = _fold_by_char(text)
-    if keep_separators:
-        folded, origin = _rewrite(folded, origin, patterns.literal_drop, _drop)
-        folded, origin = _rewrite(folded, origin, patterns.between_han, _drop)
-    else:
-        folded, origin = _rewrite(folded, origin, patterns.skip_run, _skip_run)
     return Normalized(to_simplified_chars(folded), origin)
+
+
+def view(folded: Normalized, keep_separators: bool = False) -> Normalized:
+    """The match view of a folded text, or with ``keep_separators`` the literal view (see the module
+    docstring)."""
+    patterns = _patterns()
+    text, origin = folded.text, folded.origin
+    if keep_separators:
+        text, origin = _rewrite(text, origin, patterns.literal_drop, _drop)
+        text, origin = _rewrite(text, origin, patterns.between_han, _drop)
+    else:
+        text, origin = _rewrite(text, origin, patterns.skip_run, _skip_run)
+    return Normalized(text, origin)
+
+
+def normalize(text: str, keep_separators: bool = False) -> Normalized:
+    """The match view of ``text``, or with ``keep_separators`` the literal view."""
+    return view(fold(text), keep_separators)
 
 
 def normalize_term(term: str) -> str:

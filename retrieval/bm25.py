@@ -26,6 +26,7 @@ class BM25Index:
         self.ids = np.asarray(ids, dtype=np.int64)
         self._retriever: bm25s.BM25 | None = None
         self._position: dict[int, int] | None = None
+        self._sorted = False
         if len(ids):
             self._retriever = bm25s.BM25()
             # A chunk with no indexable token still needs a row so positions line up with ids.
@@ -35,9 +36,16 @@ class BM25Index:
         return len(self.ids)
 
     def position(self, chunk_id: int) -> int | None:
-        """Row of a chunk id in the score arrays (built once per index, not per query)."""
+        """Row of a chunk id in the score arrays. The catalogue hands ids in row-id order, so a binary
+        search finds it without a million-entry dict built on the first query; any other order falls
+        back to the dict (built once per index)."""
         if self._position is None:
-            self._position = {int(i): j for j, i in enumerate(self.ids)}
+            ordered = len(self.ids) < 2 or bool(np.all(self.ids[1:] > self.ids[:-1]))
+            self._position = {} if ordered else {int(i): j for j, i in enumerate(self.ids)}
+            self._sorted = ordered
+        if self._sorted:
+            j = int(np.searchsorted(self.ids, int(chunk_id)))
+            return j if j < len(self.ids) and self.ids[j] == chunk_id else None
         return self._position.get(int(chunk_id))
 
     def _df(self, token: str) -> int:

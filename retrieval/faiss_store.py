@@ -135,7 +135,7 @@ class FaissStore:
 
     def save(self, path: Path, version: int, model: str) -> None:
         """Streamed into the file: no in-memory copy of the serialised index (2 GB at a million chunks)."""
-        header = {"version": version, "count": self.count(), "dim": self.dim, "model": model, "structure": self.structure}
+        header = {"version": version, "count": self.count(), "dim": self.dim, "model": model}
         write_stamped_stream(path, header, lambda f: faiss.write_index(self.index, faiss.PyCallbackIOWriter(f.write)))
 
     @classmethod

@@ -13,15 +13,14 @@ from core.settings import load_settings
 from ingest.kb import KnowledgeBase
 from ingest.pipeline import ingest_paths
 from tests.api_server import running_api
-from tests.conftest import SAMPLES
-from tests.test_ingest import _assert_consistent
+from tests.conftest import SAMPLES, assert_consistent
 
 
 def test_200_concurrent_asks_with_an_ingest_lose_nothing_and_leave_the_index_consistent(tmp_path):
     settings = load_settings(data_dir=tmp_path / "data")
     ingest_paths([SAMPLES], "load", settings)
     with KnowledgeBase.open("load", settings) as kb:
-        docs_before, _ = _assert_consistent(kb)
+        docs_before, _ = assert_consistent(kb)
     _, token = create_key(settings, "load", {"load": "write"})
     env = {"ZHIWEN_ANSWER_CACHE_SIZE": "0", "ZHIWEN_API_RATE_LIMIT_PER_MINUTE": "0"}
     with running_api(settings.data_dir, env=env) as base:
@@ -39,5 +38,5 @@ def test_200_concurrent_asks_with_an_ingest_lose_nothing_and_leave_the_index_con
         assert "100元" in after["choices"][0]["message"]["content"]
         assert after["citations"][0]["source"].endswith("远程办公制度.md")
     with KnowledgeBase.open("load", settings) as kb:
-        docs_after, _ = _assert_consistent(kb)
+        docs_after, _ = assert_consistent(kb)
     assert docs_after == docs_before + 1
