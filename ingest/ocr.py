@@ -37,11 +37,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import LoadError
+from ingest.loaded import LoadedDocument
 
 if TYPE_CHECKING:
     from PIL.Image import Image
-
-    from ingest.loaders import LoadedDocument
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 # Pillow's format name → the suffix an upload of that format is stored under (see ingest.uploads).
@@ -309,7 +308,6 @@ def image_frames(image: Image, source: str) -> Iterator[Image]:
 
 def load_image(data: bytes, source: str) -> LoadedDocument:
     """An image (or each page of a multi-page TIFF) read by OCR: one page each, so citations say page 1."""
-    from ingest.loaders import LoadedDocument  # ingest.loaders imports this module
 
     image = open_image(data, source)
     if not ocr_available():

@@ -1,6 +1,6 @@
 """PowerPoint (.pptx, python-pptx) and Excel (.xlsx, openpyxl) loaders.
 
-Both are ZIP containers: ``ingest.loaders.check_archive`` refuses an archive bomb before either library
+Both are ZIP containers: ``ingest.archives.check_archive`` refuses an archive bomb before either library
 decompresses anything, as for .docx.
 
 - A presentation is one page per slide (``paged=True``, so a citation says "第 2 页" for slide 2): the
@@ -26,9 +26,11 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.errors import LoadError
+from ingest.archives import check_archive
+from ingest.loaded import LoadedDocument, stem
 from ingest.tables import cell_row, cell_text, record_row
 
 PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
@@ -38,16 +40,12 @@ MAX_SHEET_XML_BYTES = 64 * 1024 * 1024
 # What a broken package makes python-pptx / openpyxl raise (malformed XML is a SyntaxError subclass).
 _BROKEN = (zipfile.BadZipFile, KeyError, ValueError, TypeError, AttributeError, IndexError, SyntaxError, OSError)
 
-if TYPE_CHECKING:
-    from ingest.loaders import LoadedDocument
-
 
 # -- PowerPoint -------------------------------------------------------------------------------------
 def load_pptx(data: bytes, source: str) -> LoadedDocument:
     from pptx import Presentation
     from pptx.exc import PackageNotFoundError
 
-    from ingest.loaders import LoadedDocument, _stem, check_archive
 
     check_archive(data, source)
     try:
@@ -58,7 +56,7 @@ def load_pptx(data: bytes, source: str) -> LoadedDocument:
     if not any(p.strip() for p in pages):
         raise LoadError(source, "演示文稿中没有文字 (no text on any slide)", "只有图片的幻灯片请先做 OCR 或导出为 PDF")
     title = (deck.core_properties.title or "").strip()
-    return LoadedDocument(source, title or _stem(source), PPTX_MIME, pages, paged=True, pdf_layout=False,
+    return LoadedDocument(source, title or stem(source), PPTX_MIME, pages, paged=True, pdf_layout=False,
                           metadata={"slides": len(pages)})
 
 
@@ -119,7 +117,6 @@ def load_xlsx(data: bytes, source: str) -> LoadedDocument:
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
-    from ingest.loaders import LoadedDocument, _stem, check_archive
 
     check_archive(data, source)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -144,7 +141,7 @@ def load_xlsx(data: bytes, source: str) -> LoadedDocument:
         workbook.close()
     if not sections:
         raise LoadError(source, "表格中没有数据 (no data in any sheet)")
-    return LoadedDocument(source, title or _stem(source), XLSX_MIME, ["\n\n".join(sections)],
+    return LoadedDocument(source, title or stem(source), XLSX_MIME, ["\n\n".join(sections)],
                           metadata={"sheets": len(sections)})
 
 

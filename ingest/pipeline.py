@@ -23,19 +23,14 @@ from core.models import Chunk, Document, IngestResult
 from core.services import Services
 from core.settings import Settings
 from core.text import fold, search_tokens
+from ingest.archives import ArchiveLimits, archive_limits
 from ingest.catalog import utcnow
 from ingest.chunking import chunk_text
 from ingest.clean import clean_pages
 from ingest.kb import KnowledgeBase
+from ingest.loaded import LoadedDocument
+from ingest.loaders import LOADERS, SUPPORTED_SUFFIXES, load_bytes
 from ingest.ocr import ocr_warning
-from ingest.loaders import (
-    LOADERS,
-    SUPPORTED_SUFFIXES,
-    ArchiveLimits,
-    LoadedDocument,
-    archive_limits,
-    load_bytes,
-)
 from moderation.moderator import Moderator, moderator_for
 
 log = logging.getLogger(__name__)
@@ -107,7 +102,8 @@ class _IndexWriter:
 
     def apply(self, added: list[int], removed: list[int], embeddings: np.ndarray, chunks: list[Chunk]) -> None:
         self.vectors.remove(removed)
-        meta = [{"doc_id": c.doc_id, "chunk_id": c.id, "source": c.source, "page": c.page, "start": c.start, "end": c.end} for c in chunks]
+        meta = [{"doc_id": c.doc_id, "chunk_id": c.id, "source": c.source, "page": c.page, "start": c.start, "end": c.end,
+                 "text": index_text(c.title, c.heading_path, c.text)} for c in chunks]  # text: Milvus's BM25
         self.vectors.add(np.asarray(added, dtype=np.int64), embeddings, meta)
         self.dirty = True
 

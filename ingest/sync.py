@@ -36,7 +36,13 @@ from core.settings import Settings
 from ingest.documents import drop_documents
 from ingest.kb import KnowledgeBase, validate_name
 from ingest.loaders import SUPPORTED_SUFFIXES
-from ingest.pipeline import ProgressCallback, SourceFile, discover, ingest_paths, unsupported_files
+from ingest.pipeline import (
+    ProgressCallback,
+    SourceFile,
+    discover,
+    ingest_paths,
+    unsupported_files,
+)
 from ingest.uploads import is_upload_source
 
 SyncStatus = Literal["indexed", "updated", "unchanged", "duplicate", "failed", "removed"]

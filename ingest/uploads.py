@@ -7,7 +7,7 @@ builds on (names, content checks, storage, locks) and imports nothing of the pip
 2. Type from content, never from the name or the client's Content-Type: ``%PDF-`` is a PDF; a ZIP with
    ``[Content_Types].xml`` and ``word/document.xml`` is a DOCX (``ppt/presentation.xml`` a PPTX,
    ``xl/workbook.xml`` an XLSX; any other ZIP is refused, whatever its name), after the archive-bomb
-   check in ``ingest.loaders.check_archive`` (the same function the DOCX, PPTX and XLSX loaders run, so
+   check in ``ingest.archives.check_archive`` (the same function the DOCX, PPTX and XLSX loaders run, so
    ``zhiwen ingest`` of a bomb from disk is refused too); anything else must be text (no NUL bytes, decodable by
    ``ingest.encoding``, almost no control characters), and the extension only picks the text flavour
    (.md, .csv, .jsonl; .html needs markup, and markup without a known extension is HTML). An image (PNG,
@@ -56,9 +56,9 @@ from filelock import FileLock, Timeout
 from core.atomic import atomic_write_bytes
 from core.errors import LoadError
 from core.settings import Settings
+from ingest.archives import ArchiveLimits, check_archive
 from ingest.encoding import decode_bytes
 from ingest.kb import validate_name
-from ingest.loaders import ArchiveLimits, check_archive
 from ingest.ocr import IMAGE_FORMATS, IMAGE_SUFFIXES, open_image
 
 UPLOAD_PREFIX = "上传/"

@@ -28,7 +28,7 @@ import ahocorasick
 from core.services import EventBus, Services
 from core.settings import Settings
 from moderation.audit import AuditLog
-from moderation.boundaries import is_common_word, overlaps_a_word, splits_neighbours
+from moderation.boundaries import Words, is_common_word, overlaps_a_word, splits_neighbours
 from moderation.normalize import HAN_RE, Normalized, fold, normalize_term, view
 from moderation.pii import find_pii, mask_spans
 from moderation.pinyin import PhoneticView, term_readings
@@ -76,7 +76,7 @@ class _Matcher:
                 entries = self.automaton.get(key, [])
                 entries.append((category.name, term.rule_id, len(key)))
                 self.automaton.add_word(key, entries)
-                for reading in term_readings(key) if category.pinyin else ():
+                for reading in term_readings(key) if category.pinyin or category.homophones else ():
                     entries = self.phonetic.get(reading.sound, [])
                     entries.append((category.name, term.rule_id, key, reading))
                     self.phonetic.add_word(reading.sound, entries)
@@ -164,6 +164,7 @@ class Moderator:
             return []
         norm = view(folded)
         t = norm.text
+        words = Words(t)
         out = []
         for category, rule_id, start, end in matcher.iter(t):
             spec = active.get(category)
@@ -173,22 +174,24 @@ class Moderator:
                 continue  # "class" does not contain the word "ass"
             if _LATIN_RE.match(t[end - 1]) and end < len(t) and _LATIN_RE.match(t[end]):
                 continue
-            if not spec.substring_ok and HAN_RE.match(t[start]) and HAN_RE.match(t[end - 1]) and splits_neighbours(t, start, end):
+            if not spec.substring_ok and HAN_RE.match(t[start]) and HAN_RE.match(t[end - 1]) and splits_neighbours(words, start, end):
                 continue  # 确|保 本|次: two words that share the term's characters
             a, b = norm.span(start, end)
             out.append(Finding(category, rule_id, spec.action, a, b, "term"))
-        if matcher.has_phonetic and any(c.pinyin for c in active.values()):
-            out += self._sounds(norm, active, matcher)
+        if matcher.has_phonetic and any(c.pinyin or c.homophones for c in active.values()):
+            out += self._sounds(norm, words, active, matcher)
         return out
 
     @staticmethod
-    def _sounds(norm: Normalized, active: dict[str, Category], matcher: _Matcher) -> list[Finding]:
+    def _sounds(norm: Normalized, words: Words, active: dict[str, Category], matcher: _Matcher) -> list[Finding]:
         """Terms written by sound: pinyin ("baoben", "bao ben", "保ben") and homophones ("饱本").
 
         A homophone may swap at most half of the term's characters (one of two): with all of them
         swapped, two-syllable terms would collide with ordinary text by chance (Chinese has about 400
         toneless syllables). Swapped characters must not form a dictionary word (白吃 is not 白痴) nor
-        be one of the commonest words (他又 is not 她又; see moderation.boundaries). Letters are already whole words and whole syllables (PhoneticView).
+        be one of the commonest words (他又 is not 她又; see moderation.boundaries). Letters are whole
+        words and whole syllables already (PhoneticView). ``pinyin`` and ``homophones`` switch the two
+        kinds per category (rules.toml).
         """
         t = norm.text
         out, seen = [], set()
@@ -196,13 +199,17 @@ class Moderator:
         for category, rule_id, term, reading, at, (start, end) in matcher.iter_phonetic(view):
             spec = active.get(category)
             written = t[start:end]
-            if spec is None or not spec.pinyin or written == term or (rule_id, start, end) in seen:
+            if spec is None or written == term or (rule_id, start, end) in seen:
                 continue  # as written, the term is the exact pass's to judge (word boundaries included)
             han = [c for c in written if HAN_RE.match(c)]
             swapped = [c for c in han if c not in term]
+            if len(han) < len(written) and not spec.pinyin:
+                continue  # letters in it: romanised
+            if swapped and not spec.homophones:
+                continue
             if len(swapped) > max(1, len(term) // 2) or not view.agrees(at, (start, end), reading):
                 continue
-            if any(is_common_word(c) for c in swapped) or (han and overlaps_a_word(t, start, end)):
+            if any(is_common_word(c) for c in swapped) or (han and overlaps_a_word(words, start, end)):
                 continue
             seen.add((rule_id, start, end))
             a, b = norm.span(start, end)

@@ -41,9 +41,12 @@ class Category:
     surfaces: tuple[str, ...]
     message: str
     description: str = ""
-    # Match by sound too (pinyin, homophones; see moderation.pinyin). Default: on for block and mask
-    # categories, whose evasions matter; off for flag, which only feeds the audit log.
+    # Match by sound too (see moderation.pinyin): ``pinyin`` reads romanised text ("baoben", "bao ben"),
+    # ``homophones`` characters swapped for ones that sound alike (饱本 for 保本). Default: on for block
+    # and mask categories, whose evasions matter; off for flag, which only feeds the audit log. Long lists
+    # of two-character names may want homophones off: chance homophones of rare names are not evasions.
     pinyin: bool = False
+    homophones: bool = False
     # Any occurrence counts, whatever the neighbouring words (see moderation.boundaries). Default off:
     # "确保本次" is not 保本.
     substring_ok: bool = False
@@ -87,7 +90,8 @@ def load_rules(root: Path) -> RuleSet:
         if bad:
             raise RuleError(f"{root / 'rules.toml'}: 类别 {name} 的 surfaces 含未知项 {bad}（可用 {', '.join(SURFACES)}）")
         switches = {}
-        for key, default in (("pinyin", action in ("block", "mask")), ("substring_ok", False)):
+        acted_on = action in ("block", "mask")
+        for key, default in (("pinyin", acted_on), ("homophones", acted_on), ("substring_ok", False)):
             switches[key] = spec.get(key, default)
             if not isinstance(switches[key], bool):
                 raise RuleError(f"{root / 'rules.toml'}: 类别 {name} 的 {key} 必须是 true 或 false (must be a boolean)")

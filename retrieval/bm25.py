@@ -16,6 +16,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
+from retrieval.lexical import LexicalHits
 from retrieval.stamped import read_stamped, write_stamped
 
 
@@ -86,6 +87,27 @@ class BM25Index:
             scores = np.bincount(docs, weights=term_scores, minlength=n).astype(np.float32)
             covered = np.bincount(docs[positive], weights=idf_of_posting[positive], minlength=n).astype(np.float32)
         return scores, covered / total_idf if total_idf > 0 else covered
+
+    def candidates(self, query: str, tokens: list[str], k: int, allowed_ids: list[int] | None = None) -> LexicalHits:
+        """The best ``k`` chunks for ``tokens`` (``retrieval.lexical``); ``query`` is for remote stores
+        that tokenise it themselves."""
+        scores, coverage = self.score(tokens)
+        if allowed_ids is not None and len(scores):
+            scores = np.where(np.isin(self.ids, np.asarray(allowed_ids, dtype=np.int64)), scores, 0.0)
+        top: dict[int, float] = {}
+        if len(scores) and k > 0:
+            k = min(k, len(scores))
+            order = np.argpartition(-scores, k - 1)[:k]  # O(N), not a full sort of every chunk
+            order = order[np.argsort(-scores[order], kind="stable")]
+            top = {int(self.ids[j]): float(scores[j]) for j in order if scores[j] > 0}
+
+        def scores_of(ids: list[int]) -> tuple[dict[int, float], dict[int, float]]:
+            rows = {i: self.position(i) for i in ids}
+            return ({i: float(scores[j]) for i, j in rows.items() if j is not None},
+                    {i: float(coverage[j]) for i, j in rows.items() if j is not None})
+
+        raw, cov = scores_of(list(top))
+        return LexicalHits(top=top, coverage=cov, unseen=self.unseen_share(tokens) if tokens else 1.0, scores_of=scores_of)
 
     def unseen_share(self, query_tokens: list[str]) -> float:
         """IDF share of the query's distinct terms that no chunk contains: high for off-topic questions."""

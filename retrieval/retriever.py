@@ -26,6 +26,7 @@ from core.models import Chunk, Hit
 from core.text import fold, is_mostly_cjk, search_tokens
 from retrieval.answerability import Background, Calibration, QueryStats, hit_features
 from retrieval.bm25 import BM25Index
+from retrieval.lexical import LexicalHits
 from retrieval.embedders import Embedder
 from retrieval.fusion import (
     CoverageGatedWeight,
@@ -94,18 +95,10 @@ class HybridRetriever:
         n_candidates = max(top_k * 4, 20)
         t0 = time.perf_counter()
         tokens = search_tokens(query) if self.mode != "dense" else []
-        bm25_scores, coverage = self.bm25.score(tokens)
-        if allowed_ids is not None and len(bm25_scores):
-            keep = np.isin(self.bm25.ids, np.asarray(allowed_ids, dtype=np.int64))
-            bm25_scores = np.where(keep, bm25_scores, 0.0)
-        bm25_top: dict[int, float] = {}
-        if self.mode != "dense" and len(bm25_scores):
-            k = min(n_candidates, len(bm25_scores))
-            order = np.argpartition(-bm25_scores, k - 1)[:k]  # O(N), not a full sort of every chunk
-            bm25_top = {int(self.bm25.ids[j]): float(bm25_scores[j]) for j in order if bm25_scores[j] > 0}
-            best_coverage = max((float(coverage[j]) for j in order if bm25_scores[j] > 0), default=0.0)
-        else:
-            best_coverage = 0.0
+        # Candidates only (retrieval.lexical): the BM25 side may live in this process or in Milvus.
+        lexical = self.bm25.candidates(query, tokens, n_candidates, allowed_ids) if self.mode != "dense" else LexicalHits()
+        bm25_top = lexical.top
+        best_coverage = lexical.best_coverage
         timings["bm25"] = (time.perf_counter() - t0) * 1000
 
         dense_top: dict[int, float] = {}
@@ -141,10 +134,10 @@ class HybridRetriever:
         ranked = sorted(fused, key=lambda i: (-fused[i], i))[:top_k]
         chunks = self.lookup(ranked)
         ranked = [i for i in ranked if i in chunks]  # deleted between index and catalogue read: never cite a ghost
-        coverages = {i: self._coverage(coverage, i) for i in ranked}
+        raw_bm25, coverages = lexical.for_ids(ranked)
         features = None
         if self.mode == "hybrid" and ranked:  # features always: eval.fit_answerability reads them
-            stats = self._query_stats(query, tokens, dense_ranked, bm25_top, coverages)
+            stats = self._query_stats(query, tokens, dense_ranked, bm25_top, coverages, lexical.unseen)
             features = np.array([hit_features(stats, i, coverages[i], dense_top.get(i)) for i in ranked], dtype=np.float64)
         if self.calibration is not None and features is not None:
             relevances = [float(p) for p in self.calibration.probability(features)]
@@ -152,26 +145,20 @@ class HybridRetriever:
             relevances = [_relevance(self.mode, coverages[i], dense_top.get(i)) for i in ranked]
         hits = []
         for i, relevance in zip(ranked, relevances):
-            j = self.bm25.position(i)
-            raw_bm25 = float(bm25_scores[j]) if j is not None else 0.0
             hits.append(
-                Hit(chunk=chunks[i], score=float(fused[i]), relevance=relevance, dense=dense_top.get(i), bm25=raw_bm25,
+                Hit(chunk=chunks[i], score=float(fused[i]), relevance=relevance, dense=dense_top.get(i), bm25=raw_bm25[i],
                     coverage=coverages[i], rank=len(hits) + 1)
             )
         timings["retrieve"] = (time.perf_counter() - t0) * 1000
         return RetrievalResult(hits, timings, floor=self.floor, features=features, dense_weight=used_weight)
 
-    def _coverage(self, coverage: np.ndarray, chunk_id: int) -> float:
-        j = self.bm25.position(chunk_id)
-        return float(coverage[j]) if j is not None else 0.0
-
     def _query_stats(self, query: str, tokens: list[str], dense_ranked: list[tuple[int, float]],
-                     bm25_top: dict[int, float], coverages: dict[int, float]) -> QueryStats:
+                     bm25_top: dict[int, float], coverages: dict[int, float], unseen: float) -> QueryStats:
         cosines = [c for _, c in dense_ranked]
         return QueryStats(
             n_terms=len(set(tokens)),
             cjk=is_mostly_cjk(query),
-            unseen=self.bm25.unseen_share(tokens),
+            unseen=unseen,
             cos_mean=float(np.mean(cosines)) if cosines else 0.0,
             best_cos=max(cosines, default=0.0),
             best_cov=max(coverages.values(), default=0.0),

@@ -20,7 +20,12 @@ from app.ui.i18n import t
 from core.errors import ZhiwenError
 from core.models import Answer, Citation
 from core.settings import Settings
-from ingest.originals import original_file, original_shows_masked, pdf_rendering_available, render_pdf_page
+from ingest.originals import (
+    original_file,
+    original_shows_masked,
+    pdf_rendering_available,
+    render_pdf_page,
+)
 from llm.sources import Passage, cited_passage, document_context, uncited_sources
 
 _BADGE = {"llm": ("mode_llm", "blue"), "extractive": ("mode_extractive", "green"), "refused": ("mode_refused", "orange")}
