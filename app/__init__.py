@@ -1,3 +1,4 @@
-"""Surfaces: the CLI (typer), the Streamlit web UI and the OpenAI-compatible HTTP API (FastAPI). Thin
-layers over the core functions in llm/, ingest/ and eval/, so every surface answers, masks and refuses
-the same way."""
+"""Surfaces: the CLI (typer), the Streamlit web UI, the OpenAI-compatible HTTP API (FastAPI) and the MCP
+server (``mcp_server``, for agents and IDE assistants). Thin layers over the core functions in llm/,
+ingest/ and eval/: each creates one ``core.services.Services`` for its process and passes it down, and
+every surface answers, masks and refuses the same way."""
