@@ -20,16 +20,18 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 
 WORKDIR /src
 COPY . .
-# The project itself, with pymilvus + milvus-lite for ZHIWEN_VECTOR_STORE=milvus. torch is already
-# satisfied, so pip keeps the CPU build.
-RUN pip install ".[milvus]"
+# The project itself, with pymilvus + milvus-lite for ZHIWEN_VECTOR_STORE=milvus and rapidocr for photos
+# and scanned PDFs (the PP-OCR models ship inside its wheel). torch is already satisfied, so pip keeps the
+# CPU build.
+RUN pip install ".[milvus,ocr]"
 
 
 FROM python:3.11-slim
 
 # libgomp1: OpenMP runtime, needed by some native wheels (FAISS, milvus-lite) when they do not bundle it.
+# libgl1, libglib2.0-0: what opencv-python (pulled in by rapidocr, the OCR extra) loads at import.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgomp1 \
+    && apt-get install -y --no-install-recommends libgomp1 libgl1 libglib2.0-0 \
     && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin zhiwen \

@@ -288,7 +288,7 @@ def test_dockerfile_builds_a_cpu_image_that_runs_the_ui_as_non_root():
     assert froms and all(f == "python:3.11-slim" for f in froms)
     assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in text
     torch_at = text.index("pip install torch")
-    assert torch_at < text.index('pip install ".[milvus]"'), "torch (CPU) must be installed first"
+    assert torch_at < text.index('pip install ".[milvus,ocr]"'), "torch (CPU) must be installed first"
     users = re.findall(r"^USER\s+(\S+)", text, flags=re.M)
     assert users and users[-1] not in ("root", "0")
     assert re.search(r"^WORKDIR\s+/app\s*$", text, flags=re.M)
