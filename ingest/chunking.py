@@ -3,7 +3,9 @@
 Sizes are counted in jieba tokens (see core.text.count_tokens). A chunk never cuts inside a sentence
 unless that sentence alone is longer than the chunk size; then it is cut on jieba word boundaries.
 Chunks never span two pages or cross a heading: a heading starts a new chunk and sets the heading path.
-Overlap repeats the previous chunk's last whole sentences, up to ``overlap`` tokens.
+Overlap repeats the previous chunk's last whole sentences, up to ``overlap`` tokens. ``index_text`` is
+what the indexes (BM25, the embedder, Milvus's own BM25) see of a chunk: its title and heading path above
+its text.
 
 A table row is one unit however many sentences its cells hold (``ingest.tables.split_units``): a chunk
 ends between rows, never inside one (a row alone over the size is cut on words, as a long sentence is).
@@ -21,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.text import count_tokens, trim_span, word_spans
+from core.text import count_tokens, fold, trim_span, word_spans
 from ingest.tables import split_units
 
 _HEADING_RE = re.compile(r"^(#{1,6})\s+(.+)$")
@@ -140,3 +142,10 @@ def chunk_text(
             n_new += 1
         flush(keep_overlap=False)
     return out
+
+
+def index_text(title: str, heading_path: list[str], text: str) -> str:
+    """What the indexes see for a chunk: its document title and headings, then the text. Context in
+    the header lets "差旅制度里住宿标准" match a chunk that only says "一线城市每晚600元"."""
+    header = " / ".join(dict.fromkeys([title, *heading_path]))
+    return fold(f"{header}\n{text}")

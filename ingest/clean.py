@@ -18,6 +18,7 @@ from core.text import (
     normalize_width,
     strip_invisible,
 )
+from ingest.tables import is_table_row
 
 _PAGE_NUMBER_RE = re.compile(
     r"^(第\s*\d+\s*页(\s*[/，,]?\s*共\s*\d+\s*页)?|[-–—]?\s*\d{1,4}\s*[-–—]?|page\s+\d+(\s+of\s+\d+)?|\d+\s*/\s*\d+)$",
@@ -65,7 +66,8 @@ _CJK_EDGE_RE = re.compile(r"[\u3400-\u9fff，。、；：！？（）]")
 
 def _rejoin(page: str) -> str:
     """PDF text comes hard-wrapped ("夜\n间"). Join a line with the next when it fills most of the
-    page width and ends mid-sentence, so a sentence is one unit again."""
+    page width and ends mid-sentence, so a sentence is one unit again; a table row (ingest.pdf_tables)
+    stays its own line."""
     lines = page.split("\n")
     width = max((len(ln) for ln in lines), default=0)
     out: list[str] = []
@@ -77,6 +79,8 @@ def _rejoin(page: str) -> str:
             and len(prev) >= 0.6 * width
             and not _LINE_END_RE.search(prev)
             and not _LIST_START_RE.match(line)
+            and not is_table_row(prev)
+            and not is_table_row(line)
         ):
             glue = "" if (_CJK_EDGE_RE.match(prev[-1]) or _CJK_EDGE_RE.match(line[0])) else " "
             out[-1] = prev + glue + line

@@ -27,6 +27,7 @@ from core.models import Document, KnowledgeBaseInfo
 from core.services import Services
 from core.settings import Settings
 from ingest.catalog import Catalog, utcnow
+from ingest.chunking import index_text
 from retrieval.answerability import (
     DEFAULT_DENSE_WEIGHT,
     Background,
@@ -187,8 +188,6 @@ class KnowledgeBase:
         ids, matrix, *meta = self.catalog.all_embeddings(dim, with_meta=kind != "faiss")
         meta = meta[0] if meta else None
         if meta is not None:  # Milvus's BM25 indexes what zhiwen's does: title, headings and text, folded
-            from ingest.pipeline import index_text  # (pipeline imports this module)
-
             for m, (_, title, heading_path, text) in zip(meta, self.catalog.embedding_inputs()):
                 m["text"] = index_text(title, heading_path, text)
         store: VectorStore = FaissStore(dim, **self._faiss_options()) if kind == "faiss" else self._milvus()

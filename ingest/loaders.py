@@ -16,6 +16,7 @@ from ingest.encoding import decode_bytes
 from ingest.loaded import LoadedDocument, Loader, first_heading, stem
 from ingest.ocr import IMAGE_SUFFIXES, load_image, read_scanned_pages
 from ingest.office import load_pptx, load_xlsx
+from ingest.pdf_tables import with_tables
 from ingest.tables import cell_row
 
 
@@ -82,8 +83,12 @@ def load_pdf(data: bytes, source: str) -> LoadedDocument:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, IndexError) as exc:
         raise LoadError(source, f"PDF 文件损坏，无法解析 (corrupt PDF: {type(exc).__name__}: {exc})", "请用 PDF 阅读器另存一份再导入")
-    # Pages without a text layer (scans) are read by OCR; the text layer is kept wherever there is one.
+    # Ruled tables are re-read as rows (ingest.pdf_tables); pages without a text layer (scans) are read by
+    # OCR; the text layer is kept wherever there is one.
+    pages, n_tables = with_tables(data, pages)
     pages, metadata = read_scanned_pages(data, source, pages)
+    if n_tables:
+        metadata["tables"] = n_tables
     if not any(p.strip() for p in pages):
         raise LoadError(source, "PDF 中没有可提取的文字，OCR 也没有识别出文字 (no extractable text, none found by OCR either)",
                         "请确认扫描件清晰、文字方向正确")

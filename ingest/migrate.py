@@ -20,8 +20,9 @@ import numpy as np
 
 from core.errors import ZhiwenError
 from core.settings import Settings
+from ingest.chunking import index_text
 from ingest.kb import KnowledgeBase
-from ingest.pipeline import embedding_hash, index_text
+from ingest.pipeline import embedding_hash
 from retrieval.embedders import canonical_embedder_name, get_embedder
 
 SAMPLES = 50

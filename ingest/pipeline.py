@@ -22,10 +22,10 @@ from core.errors import LoadError
 from core.models import Chunk, Document, IngestResult
 from core.services import Services
 from core.settings import Settings
-from core.text import fold, search_tokens
+from core.text import search_tokens
 from ingest.archives import ArchiveLimits, archive_limits
 from ingest.catalog import utcnow
-from ingest.chunking import chunk_text
+from ingest.chunking import chunk_text, index_text
 from ingest.clean import clean_pages
 from ingest.kb import KnowledgeBase
 from ingest.loaded import LoadedDocument
@@ -82,13 +82,6 @@ def unsupported_files(paths: Iterable[str | Path]) -> list[str]:
     fails with the supported types in its reason.)"""
     return [str(p) for raw in paths if not isinstance(raw, SourceFile) and Path(raw).is_dir()
             for p in _walk_folder(Path(raw)) if p.suffix.lower() not in SUPPORTED_SUFFIXES]
-
-
-def index_text(title: str, heading_path: list[str], text: str) -> str:
-    """What the indexes see for a chunk: its document title and headings, then the text. Context in
-    the header lets "差旅制度里住宿标准" match a chunk that only says "一线城市每晚600元"."""
-    header = " / ".join(dict.fromkeys([title, *heading_path]))
-    return fold(f"{header}\n{text}")
 
 
 class _IndexWriter:

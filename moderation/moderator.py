@@ -28,7 +28,7 @@ import ahocorasick
 from core.services import EventBus, Services
 from core.settings import Settings
 from moderation.audit import AuditLog
-from moderation.boundaries import Words, is_common_word, overlaps_a_word, splits_neighbours
+from moderation.boundaries import Words, is_common_word, splits_neighbours, swaps_into_a_word
 from moderation.normalize import HAN_RE, Normalized, fold, normalize_term, view
 from moderation.pii import find_pii, mask_spans
 from moderation.pinyin import PhoneticView, term_readings
@@ -201,15 +201,15 @@ class Moderator:
             written = t[start:end]
             if spec is None or written == term or (rule_id, start, end) in seen:
                 continue  # as written, the term is the exact pass's to judge (word boundaries included)
-            han = [c for c in written if HAN_RE.match(c)]
-            swapped = [c for c in han if c not in term]
+            han = [k for k in range(start, end) if HAN_RE.match(t[k])]
+            swapped = [k for k in han if t[k] not in term]
             if len(han) < len(written) and not spec.pinyin:
                 continue  # letters in it: romanised
             if swapped and not spec.homophones:
                 continue
             if len(swapped) > max(1, len(term) // 2) or not view.agrees(at, (start, end), reading):
                 continue
-            if any(is_common_word(c) for c in swapped) or (han and overlaps_a_word(words, start, end)):
+            if any(is_common_word(t[k]) for k in swapped) or (han and swaps_into_a_word(words, start, end, swapped)):
                 continue
             seen.add((rule_id, start, end))
             a, b = norm.span(start, end)

@@ -26,6 +26,7 @@ from retrieval.faiss_index import (
     all_vectors,
     build_ivf,
     is_ivf,
+    outgrown,
     resolve_kind,
 )
 from retrieval.stamped import open_stamped, write_stamped_stream
@@ -63,7 +64,7 @@ class FaissStore:
             return
         ids = np.asarray(ids, dtype=np.int64)
         want = resolve_kind(self.index_kind, self.count() + len(ids), self.ivf_threshold)
-        if want == "ivf" and not is_ivf(self.index):
+        if want == "ivf" and (not is_ivf(self.index) or outgrown(self.index, self.count() + len(ids))):
             if self.count():
                 old_ids, old_vectors = all_vectors(self.index)
                 ids, vectors = np.concatenate([old_ids, ids]), np.concatenate([old_vectors, np.asarray(vectors, np.float32)])

@@ -14,15 +14,16 @@ from pptx import Presentation
 from pptx.util import Inches
 
 from core.settings import load_settings
-from ingest.chunking import chunk_text
+from ingest.chunking import chunk_text, index_text
 from ingest.documents import ingest_upload
 from ingest.kb import KnowledgeBase
 from ingest.loaders import load_bytes
-from ingest.pipeline import index_text, ingest_paths
+from ingest.pipeline import ingest_paths
 from ingest.tables import is_table_row, split_units
 from llm.answer import ask
 from tests.api_server import running_api
 from tests.conftest import zip_bytes
+from tests.test_loaders import make_pdf
 
 KB = "office"
 
@@ -89,6 +90,25 @@ def make_docx_table(rows: list[list[str]]) -> bytes:
             table.cell(r, c).text = value
     out = io.BytesIO()
     d.save(out)
+    return out.getvalue()
+
+
+def make_pdf_table(rows: list[list[str]]) -> bytes:
+    """A PDF page with a sentence, a ruled table (cells wrap) and a closing sentence, as reportlab draws it."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    style = ParagraphStyle("zh", fontName="STSong-Light", fontSize=9, leading=12)
+    table = Table([[Paragraph(cell, style) for cell in row] for row in rows], colWidths=[80, 190, 190])
+    table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.black)]))
+    out = io.BytesIO()
+    SimpleDocTemplate(out, pagesize=A4).build([Paragraph("下表为各类费用的报销标准。", style), table,
+                                              Paragraph("本标准由财务部负责解释。", style)])
     return out.getvalue()
 
 
@@ -191,6 +211,7 @@ def test_answer_only_in_a_spreadsheet_row_cites_the_xlsx_and_quotes_the_whole_ro
     ("标准.docx", make_docx_table(LONG_ROWS)),
     ("标准.html", make_html_table(LONG_ROWS)),
     ("标准.pptx", make_pptx(table=LONG_ROWS)),
+    ("标准.pdf", make_pdf_table(LONG_ROWS)),
 ])
 def test_a_table_split_across_chunks_keeps_rows_whole_and_repeats_its_header(tmp_path, name, data):
     settings, source = _ingest(tmp_path, name, data, chunk_size=60, chunk_overlap=0)
@@ -209,6 +230,24 @@ def test_a_table_split_across_chunks_keeps_rows_whole_and_repeats_its_header(tmp
         assert header not in c.text and c.heading_path[-1] == header
         assert header in index_text(doc.title, c.heading_path, c.text)
     assert header in in_table[0].text and header not in in_table[0].heading_path
+
+
+def test_pdf_table_rows_are_read_whole_and_an_answer_quotes_its_row(tmp_path):
+    """pypdf reads a table as loose words; a ruled table is re-read by pdfplumber as rows (ingest.pdf_tables),
+    with the text around it in reading order, and a question about one row quotes that whole row."""
+    rows = [["资产编号", "设备名称", "存放位置"], ["ZW-0416", "投影仪", "二楼会议室"], ["ZW-0417", "备用笔记本电脑", "三楼储藏室"],
+            ["ZW-0418", "显示器", "研发部"]]
+    doc = load_bytes(make_pdf_table(rows), "资产.pdf")
+    lines = doc.pages[0].split("\n")
+    assert doc.metadata["tables"] == 1
+    assert lines[0] == "下表为各类费用的报销标准。" and lines[-1] == "本标准由财务部负责解释。"
+    assert lines[1:-1] == [" | ".join(r) for r in rows]
+    assert "tables" not in load_bytes(make_pdf(["没有表格的一页：出差住宿每晚不超过600元。"]), "a.pdf").metadata
+    settings, source = _ingest(tmp_path, "资产.pdf", make_pdf_table(rows))
+    answer = ask("ZW-0417 这台设备放在哪里？", KB, settings)
+    top = answer.citations[0]
+    assert top.source == source and top.page == 1 and top.quote == "ZW-0417 | 备用笔记本电脑 | 三楼储藏室"
+    _assert_quotes_exact(answer, settings)
 
 
 def test_markdown_table_rule_is_not_a_header_and_csv_rows_still_split_into_sentences():
