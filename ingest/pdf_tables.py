@@ -3,7 +3,9 @@ is lost and a chunk may cut one in half. On a page that draws a ruled table, pdf
 cells; that page's text is then re-read with the table as rows (``a | b | c``, one line each, header row
 first, as every other format writes tables: see ingest.tables) and the text outside it in reading order.
 
-Only pages with ruling lines are looked at (a ruled table needs at least a few lines or rectangles), and
+Looking costs pdfminer parsing each page: about 12 ms a page against pypdf's 3 ms (50 text pages, 2 busy
+cores), small beside embedding the page's chunks. Only pages with ruling lines are searched for tables (a
+ruled table needs at least a few lines or rectangles), and
 only tables of two or more rows with two or more columns count, so prose pages keep pypdf's text exactly
 as before. A page pdfplumber cannot parse keeps pypdf's text too: tables are an improvement, never a
 reason to fail a file.
