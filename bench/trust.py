@@ -108,7 +108,7 @@ def zhiwen_search(kb: KnowledgeBase, settings: Any, calibrated: bool) -> Search:
         result = retriever.search(q, RETRIEVE_K)
         top = result.hits[: settings.top_k]  # the answer path looks at top_k hits
         docs = list(dict.fromkeys(doc_name(h.chunk.source) for h in result.hits))
-        return Ranked(docs, any(h.relevance >= result.floor for h in top), max((h.relevance for h in top), default=0.0))
+        return Ranked(docs, any(result.is_relevant(h) for h in top), max((h.relevance for h in top), default=0.0))
 
     return search
 

@@ -21,7 +21,7 @@ def hit_metadata(hit: Hit, result: RetrievalResult) -> dict[str, Any]:
     ``floor`` is not good enough to answer from, and when no hit is relevant zhiwen refuses.
     """
     c = hit.chunk
-    relevant = hit.relevance >= result.floor
+    relevant = result.is_relevant(hit)
     return {
         "source": c.source, "title": c.title, "page": c.page, "start": c.start, "end": c.end,
         "heading_path": list(c.heading_path), "chunk_id": c.id, "doc_id": c.doc_id,

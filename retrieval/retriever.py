@@ -52,10 +52,14 @@ class RetrievalResult:
     def best_relevance(self) -> float:
         return max((h.relevance for h in self.hits), default=0.0)
 
+    def is_relevant(self, hit: Hit) -> bool:
+        """At or above the floor: good enough to answer from (the one place the floor is compared)."""
+        return hit.relevance >= self.floor
+
     @property
     def relevant(self) -> list[Hit]:
         """The hits at or above the floor; none means "refuse"."""
-        return [h for h in self.hits if h.relevance >= self.floor]
+        return [h for h in self.hits if self.is_relevant(h)]
 
 
 class HybridRetriever:
