@@ -188,8 +188,9 @@ class KnowledgeBase:
         ids, matrix, *meta = self.catalog.all_embeddings(dim, with_meta=kind != "faiss")
         meta = meta[0] if meta else None
         if meta is not None:  # Milvus's BM25 indexes what zhiwen's does: title, headings and text, folded
-            for m, (_, title, heading_path, text) in zip(meta, self.catalog.embedding_inputs()):
-                m["text"] = index_text(title, heading_path, text)
+            _, tokens = self.catalog.all_tokens()  # zhiwen's tokens, for the term counts (no re-tokenising)
+            for m, (_, title, heading_path, text), toks in zip(meta, self.catalog.embedding_inputs(), tokens):
+                m["text"], m["tokens"] = index_text(title, heading_path, text), toks
         store: VectorStore = FaissStore(dim, **self._faiss_options()) if kind == "faiss" else self._milvus()
         store.add(ids, matrix, meta)
         return store

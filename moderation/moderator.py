@@ -1,4 +1,5 @@
-"""Checking text against the rules: one Aho-Corasick pass for all terms (pyahocorasick), regexes, PII.
+"""Checking text against the rules: one Aho-Corasick pass for all terms (pyahocorasick) and one for
+their sound, regexes, PII.
 
 Terms and text are normalised alike (see moderation.normalize), so one automaton over 10,000+ terms
 costs a single pass however the text tries to dodge it. Findings carry original offsets; masking is
@@ -11,7 +12,8 @@ The passes over a text:
    must respect word boundaries (moderation.boundaries: "确保本次" is not 保本) unless its category says
    ``substring_ok``;
 2. the same terms by sound, one Aho-Corasick pass over the phonetic view (moderation.pinyin), for
-   categories with ``pinyin`` on (block and mask ones by default): "baoben", "bao ben", "饱本";
+   categories with ``pinyin`` ("baoben", "bao ben") or ``homophones`` (饱本) on, as block and mask
+   ones are by default; the rules that keep chance homophones out are in ``Moderator._sounds``;
 3. regex rules and PII on the literal view, which keeps punctuation but not invisible characters,
    emoji or markup ("年化\u200b收益8%以上", "138\u200b12345678").
 """
@@ -67,6 +69,7 @@ class _Matcher:
         self.automaton = ahocorasick.Automaton()
         self.phonetic = ahocorasick.Automaton()
         self.max_len = 1
+        self.max_spelled = 1  # the longest romanised term, one space between syllables
         for category in rules.categories.values():
             for term in category.terms:
                 key = normalize_term(term.text)
@@ -80,6 +83,7 @@ class _Matcher:
                     entries = self.phonetic.get(reading.sound, [])
                     entries.append((category.name, term.rule_id, key, reading))
                     self.phonetic.add_word(reading.sound, entries)
+                    self.max_spelled = max(self.max_spelled, len(reading.sound) + len(key) - 1)
         self.empty = len(self.automaton) == 0
         if not self.empty:
             self.automaton.make_automaton()
@@ -95,16 +99,15 @@ class _Matcher:
                 yield category, rule_id, end - length + 1, end + 1
 
     def iter_phonetic(self, view: PhoneticView):
-        """(category, rule_id, term, reading, start, span) for every pinyin key whose match starts and
-        ends on syllable and word edges; ``span`` is in the normalised text, ``start`` in the view."""
+        """(start in the view, span in the normalised text, entries) for every pinyin key whose match
+        starts and ends on syllable and word edges."""
         if not self.has_phonetic:
             return
         for end, entries in self.phonetic.iter(view.text):
             start = end + 1 - len(entries[0][3].sound)  # one key, one length
             span = view.span(start, end + 1)
             if span is not None:
-                for category, rule_id, term, reading in entries:
-                    yield category, rule_id, term, reading, start, span
+                yield start, span, entries
 
 
 class Moderator:
@@ -129,18 +132,18 @@ class Moderator:
 
     def window(self) -> int:
         """Characters a stream must hold back so a term split across tokens, even with separators
-        slipped in, is complete before any of it is shown."""
+        slipped in or spelled out in pinyin, is complete before any of it is shown."""
         _, matcher = self.matcher()
-        return max(64, 4 * matcher.max_len)
+        return max(64, 4 * matcher.max_len, 2 * matcher.max_spelled)
 
     def check(self, text: str, surface: str, audit: bool = True) -> ModerationResult:
         rules, matcher = self.matcher()
         active = {name: c for name, c in rules.categories.items() if surface in c.surfaces}
         pii_action = rules.pii_actions.get(surface, "off") if rules.pii_kinds else "off"
         needs_literal = pii_action != "off" or any(c.patterns for c in active.values())
-        folded = fold(text)
-        literal = view(folded, keep_separators=True) if needs_literal else None
-        findings = self._terms(folded, active, matcher)
+        folded = fold(text) if active or needs_literal else None
+        literal = view(folded, keep_separators=True) if folded is not None and needs_literal else None
+        findings = self._terms(folded, active, matcher) if folded is not None else []
         if literal is not None:
             findings += self._regexes(literal, active) + self._pii(literal, pii_action, rules)
         findings.sort(key=lambda f: (f.start, -f.end))
@@ -196,24 +199,30 @@ class Moderator:
         t = norm.text
         out, seen = [], set()
         view = PhoneticView(t)
-        for category, rule_id, term, reading, at, (start, end) in matcher.iter_phonetic(view):
-            spec = active.get(category)
+        for at, (start, end), entries in matcher.iter_phonetic(view):
             written = t[start:end]
-            if spec is None or written == term or (rule_id, start, end) in seen:
-                continue  # as written, the term is the exact pass's to judge (word boundaries included)
-            han = [k for k in range(start, end) if HAN_RE.match(t[k])]
-            swapped = [k for k in han if t[k] not in term]
-            if len(han) < len(written) and not spec.pinyin:
-                continue  # letters in it: romanised
-            if swapped and not spec.homophones:
-                continue
-            if len(swapped) > max(1, len(term) // 2) or not view.agrees(at, (start, end), reading):
-                continue
-            if any(is_common_word(t[k]) for k in swapped) or (han and swaps_into_a_word(words, start, end, swapped)):
-                continue
-            seen.add((rule_id, start, end))
-            a, b = norm.span(start, end)
-            out.append(Finding(category, rule_id, spec.action, a, b, "term"))
+            chars_only = HAN_RE.fullmatch(written) is not None
+            for category, rule_id, term, reading in entries:
+                spec = active.get(category)
+                if spec is None or written == term or (rule_id, start, end) in seen:
+                    continue  # as written, the term is the exact pass's to judge (word boundaries included)
+                if chars_only and len(written) == len(term):  # compare in place
+                    swapped = [start + k for k, (a, b) in enumerate(zip(written, term)) if a != b]
+                else:  # letters in it: romanised
+                    if not spec.pinyin:
+                        continue
+                    swapped = [k for k in range(start, end) if HAN_RE.match(t[k]) and t[k] not in term]
+                if swapped and not spec.homophones:
+                    continue
+                if len(swapped) > max(1, len(term) // 2) or not view.agrees(at, (start, end), reading):
+                    continue
+                if any(is_common_word(t[k]) for k in swapped):
+                    continue
+                if (chars_only or HAN_RE.search(written)) and swaps_into_a_word(words, start, end, swapped):
+                    continue
+                seen.add((rule_id, start, end))
+                a, b = norm.span(start, end)
+                out.append(Finding(category, rule_id, spec.action, a, b, "term"))
         return out
 
     @staticmethod

@@ -3,6 +3,9 @@
 Two views, both folded alike (NFKC so full-width ＡＢＣ and compatibility forms fold, Traditional→
 Simplified per character, lower case) and both free of *ignorable* characters:
 
+``fold(text)`` does the folding once; ``view(folded)`` and ``view(folded, keep_separators=True)`` take
+the two views from it (``normalize`` does both steps for one view).
+
 - ``normalize(text)``, the **match view** for the word lists. It also drops what evaders slip between
   the characters of a term: separators ("保 本", "保*本", "保-本"), brackets and quotes ("保「本」"),
   emoji and other symbols ("保💰本", "稳😀赚"), HTML tags and entities ("保<b></b>本", "保&nbsp;本").

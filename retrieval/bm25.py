@@ -10,6 +10,7 @@ scores near zero.
 from __future__ import annotations
 
 import math
+import mmap
 import pickle
 from pathlib import Path
 
@@ -17,7 +18,10 @@ import bm25s
 import numpy as np
 
 from retrieval.lexical import LexicalHits
-from retrieval.stamped import read_stamped, write_stamped
+from retrieval.stamped import open_stamped, write_stamped_stream
+
+MMAP_FORMAT = "pickle5-mapped"
+ALIGN = 64
 
 
 class BM25Index:
@@ -120,18 +124,44 @@ class BM25Index:
         return unseen / total if total > 0 else 1.0
 
     def save(self, path: Path, version: int) -> None:
-        payload = pickle.dumps((self.ids, self._retriever), protocol=pickle.HIGHEST_PROTOCOL)
-        write_stamped(path, {"version": version, "count": self.count()}, payload)
+        """Pickle protocol 5 with the arrays out of band, each 64-byte aligned after the pickle, so
+        ``load`` maps them instead of copying: a million chunks' postings (≈ 0.6 GB) open in
+        milliseconds, and processes that open the same file share its pages."""
+        buffers: list[pickle.PickleBuffer] = []
+        pickled = pickle.dumps((self.ids, self._retriever), protocol=5, buffer_callback=buffers.append)
+        raws = [b.raw() for b in buffers]
+        spans, pos = [], len(pickled)
+        for raw in raws:
+            pos += -pos % ALIGN
+            spans.append([pos, raw.nbytes])
+            pos += raw.nbytes
+
+        def write_payload(f) -> None:
+            start = f.tell()
+            f.write(pickled)
+            for (offset, _), raw in zip(spans, raws):
+                f.write(b"\0" * (start + offset - f.tell()))
+                f.write(raw)
+
+        header = {"version": version, "count": self.count(), "format": MMAP_FORMAT, "pickle": len(pickled), "buffers": spans}
+        write_stamped_stream(path, header, write_payload, align=ALIGN)
 
     @classmethod
     def load(cls, path: Path) -> tuple["BM25Index", dict] | None:
-        stamped = read_stamped(path)
-        if stamped is None:
+        opened = open_stamped(path)
+        if opened is None:
             return None
-        header, payload = stamped
+        header, f = opened
         try:
-            ids, retriever = pickle.loads(payload)
-        except Exception:  # any unreadable pickle means "rebuild", never "crash"
+            with f:
+                if header.get("format") == MMAP_FORMAT:
+                    start = f.tell()
+                    view = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+                    buffers = [view[start + a : start + a + n] for a, n in header["buffers"]]
+                    ids, retriever = pickle.loads(view[start : start + header["pickle"]], buffers=buffers)
+                else:  # a file written before the mapped format
+                    ids, retriever = pickle.loads(f.read())
+        except Exception:  # any unreadable file means "rebuild", never "crash"
             return None
         index = cls([], [])
         index.ids, index._retriever, index._position = ids, retriever, None

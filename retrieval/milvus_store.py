@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from core.atomic import atomic_write_bytes
+from core.text import search_tokens
+from retrieval.milvus_terms import TermFrequencies
 
 COLLECTION = "zhiwen_chunks"
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults, so Milvus's scores are zhiwen's up to the constant (k1 + 1)
@@ -67,7 +69,7 @@ class MilvusStore:
             schema.add_field("end", DataType.INT64)
             schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
             if full_text:
-                schema.add_field("text", DataType.VARCHAR, max_length=65_535, enable_analyzer=True, enable_match=True,
+                schema.add_field("text", DataType.VARCHAR, max_length=65_535, enable_analyzer=True,
                                  analyzer_params=text_analyzer())
                 schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
                 schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
@@ -83,6 +85,8 @@ class MilvusStore:
         fields = {f["name"] for f in self.client.describe_collection(collection)["fields"]}
         self.full_text = "sparse" in fields
         self.client.load_collection(collection)
+        # zhiwen's own token counts, for IDF-weighted coverage (retrieval.milvus_terms)
+        self.terms = TermFrequencies(self.client, collection + "_terms") if self.full_text else None
 
     def add(self, ids: np.ndarray, vectors: np.ndarray, meta: list[dict] | None = None) -> None:
         """``meta``: per vector, doc_id and the citation fields (chunk_id, source, page, start, end)."""
@@ -97,12 +101,20 @@ class MilvusStore:
         ]
         for start in range(0, len(rows), 1000):
             self.client.insert(self.collection, rows[start : start + 1000])  # row ids are never reused: no upsert
+        if self.terms is not None:
+            self.terms.adjust((m.get("tokens") or search_tokens(m.get("text", "")) for m in meta), +1)
 
     def remove(self, ids: list[int] | np.ndarray) -> None:
         if len(ids):
+            if self.terms is not None:  # their tokens leave the document frequencies first
+                self.terms.adjust((search_tokens(t) for t in self.texts([int(i) for i in ids]).values()), -1)
             self.client.delete(self.collection, ids=[int(i) for i in ids])
 
     def delete_doc(self, doc_id: str) -> None:
+        if self.terms is not None:
+            rows = self.client.query(self.collection, filter=f'doc_id == "{doc_id}"', output_fields=["id"])
+            self.remove([int(r["id"]) for r in rows])
+            return
         self.client.delete(self.collection, filter=f'doc_id == "{doc_id}"')
 
     def count(self) -> int:
@@ -134,11 +146,10 @@ class MilvusStore:
         rows = self.client.get(self.collection, ids=[int(i) for i in ids], output_fields=["text"])
         return {int(r["id"]): r["text"] for r in rows}
 
-    def document_frequency(self, term: str) -> int:
-        """How many chunks contain ``term`` (Milvus's text match on the analyzed field)."""
-        escaped = term.replace("\\", "\\\\").replace("'", "\\'")
-        rows = self.client.query(self.collection, filter=f"TEXT_MATCH(text, '{escaped}')", output_fields=["count(*)"])
-        return int(rows[0]["count(*)"])
+    def document_frequencies(self, terms: list[str]) -> dict[str, int]:
+        """How many chunks hold each of zhiwen's tokens ``terms`` (0 when none does)."""
+        found = self.terms.get(terms) if self.terms is not None else {}
+        return {t: found.get(t, 0) for t in terms}
 
     def similarity(self, vector: np.ndarray, ids: list[int]) -> dict[int, float]:
         if not ids:
@@ -167,6 +178,8 @@ class MilvusStore:
 
     def drop(self) -> None:
         self.client.drop_collection(self.collection)
+        if self.terms is not None:
+            self.terms.drop()
 
     def close(self) -> None:
         self.client.close()
