@@ -30,7 +30,7 @@ from mcp.server.mcpserver.exceptions import (
 from pydantic import Field
 
 from core.errors import DocumentNotFound, KnowledgeBaseNotFound, ZhiwenError
-from core.keys import ApiKey, verify
+from core.keys import ApiKey, forbidden_message, verify
 from core.services import Services
 from core.settings import Settings
 from ingest.kb import kb_document_text, kb_documents, list_kbs, shared_kb
@@ -90,7 +90,7 @@ class ZhiwenTools:
         name = kb or self.default_kb
         key = self.caller()
         if key is not None and not key.allows(name, "read"):
-            raise ToolError(f"这个 key 没有知识库 {name} 的 read 权限 (forbidden: this key cannot read {name!r})")
+            raise ToolError(forbidden_message(name, "read"))
         return name
 
     # -- tools ---------------------------------------------------------------------------------------

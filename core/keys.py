@@ -34,6 +34,11 @@ class ApiKey(BaseModel):
         return not self.revoked and granted is not None and ROLES[granted] >= ROLES[role]
 
 
+def forbidden_message(kb: str, role: str) -> str:
+    """What a key without ``role`` on ``kb`` is told, the same over the API (403) and MCP (a tool error)."""
+    return f"这个 key 没有知识库 {kb} 的 {role} 权限 (forbidden: this key has no {role} role on {kb!r})"
+
+
 def _path(settings: Settings) -> Path:
     return settings.data_dir / "api_keys.json"
 

@@ -17,7 +17,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from app.api.metrics import RATE_LIMITED
-from core.keys import ApiKey, verify
+from core.keys import ApiKey, forbidden_message, verify
 from core.services import Services
 from core.settings import Settings
 
@@ -69,7 +69,7 @@ def require(key: ApiKey | None, kb: str, role: str) -> None:
     """403 unless the key holds ``role`` (or more) on ``kb``. Asked before the knowledge base is looked
     up, so a key without access cannot probe which knowledge bases exist."""
     if key is not None and not key.allows(kb, role):
-        raise HTTPException(403, f"这个 key 没有知识库 {kb} 的 {role} 权限 (forbidden)")
+        raise HTTPException(403, forbidden_message(kb, role))
 
 
 # Route parameters: ``key: Caller, settings: Config, services: State``.
