@@ -29,6 +29,7 @@ from mcp.server.mcpserver.exceptions import (
 )
 from pydantic import Field
 
+from app.rate_limit import PerKeyRateLimit, RateLimited
 from core.errors import DocumentNotFound, KnowledgeBaseNotFound, ZhiwenError
 from core.keys import ApiKey, forbidden_message, verify
 from core.services import Services
@@ -72,6 +73,7 @@ class ZhiwenTools:
         self.services = services
         self.default_kb = default_kb or settings.default_kb
         self.auth = auth
+        self.limit = PerKeyRateLimit(settings.api_rate_limit_per_minute)  # as the HTTP API counts a key
 
     # -- who is calling ------------------------------------------------------------------------------
     def caller(self) -> ApiKey | None:
@@ -82,6 +84,10 @@ class ZhiwenTools:
         key = verify(self.settings, token.token) if token is not None else None
         if key is None:
             raise ToolError("需要有效的 API key (missing or invalid API key)")
+        try:
+            self.limit.hit(key.id)
+        except RateLimited as exc:
+            raise ToolError(str(exc)) from exc
         return key
 
     def readable(self, kb: str | None) -> str:

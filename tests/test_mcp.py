@@ -116,13 +116,13 @@ def test_resources_list_and_read_document_text(data):
 
 # -- streamable HTTP with API keys ----------------------------------------------------------------------
 @contextmanager
-def http_server(settings) -> Iterator[str]:
+def http_server(settings, **env: str) -> Iterator[str]:
     """`zhiwen mcp --http --auth` on a free port of 127.0.0.1; yields the endpoint URL once it answers
     (any answer: without a key it is 401)."""
     port = free_port()
     argv = [ZHIWEN, "mcp", "--kb", "demo", "--http", "--host", "127.0.0.1", "--port", str(port), "--auth"]
     url = f"http://127.0.0.1:{port}/mcp"
-    with serving(argv, _env(settings), url):
+    with serving(argv, {**_env(settings), **env}, url):
         yield url
 
 
@@ -157,4 +157,22 @@ def test_http_requires_a_key_with_read_on_the_knowledge_base(data):
     with http_server(data) as url:
         assert httpx.post(url, json={}).status_code == 401
         assert httpx.post(url, json={}, headers={"Authorization": "Bearer zw-bad-key"}).status_code == 401
+        anyio.run(scenario, url)
+
+
+def test_http_tool_calls_count_against_the_keys_rate_limit(data):
+    """The same per-key limit as the HTTP API (app.rate_limit): past it, a tool call is an error that says
+    when to retry, and another key is unaffected."""
+    _, busy = create_key(data, "busy", {"demo": "read"})
+    _, calm = create_key(data, "calm", {"demo": "read"})
+
+    async def scenario(url: str) -> None:
+        async with http_session(url, busy) as session:
+            results = [await session.call_tool("list_knowledge_bases", {}) for _ in range(4)]
+        assert [r.is_error for r in results] == [False, False, False, True]
+        assert "rate limit" in results[-1].content[0].text
+        async with http_session(url, calm) as session:
+            assert not (await session.call_tool("list_knowledge_bases", {})).is_error
+
+    with http_server(data, ZHIWEN_API_RATE_LIMIT_PER_MINUTE="3") as url:
         anyio.run(scenario, url)

@@ -6,17 +6,13 @@ on, the limiter) lives on ``app.state.zhiwen`` so every router sees the same one
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from app.api.metrics import RATE_LIMITED
+from app.rate_limit import PerKeyRateLimit, RateLimited
 from core.keys import ApiKey, forbidden_message, verify
 from core.services import Services
 from core.settings import Settings
@@ -27,12 +23,10 @@ class ApiState:
     settings: Settings
     auth: bool
     services: Services  # open knowledge bases, answer cache, moderators, eval slots of this app
-    limiter: MovingWindowRateLimiter = field(default_factory=lambda: MovingWindowRateLimiter(MemoryStorage()))
+    limit: PerKeyRateLimit = field(init=False)
 
-    @property
-    def rate(self) -> RateLimitItemPerMinute | None:
-        n = self.settings.api_rate_limit_per_minute
-        return RateLimitItemPerMinute(n) if n > 0 else None
+    def __post_init__(self) -> None:
+        self.limit = PerKeyRateLimit(self.settings.api_rate_limit_per_minute)
 
 
 def state(request: Request) -> ApiState:
@@ -56,12 +50,11 @@ def caller(request: Request) -> ApiKey | None:
     key = verify(s.settings, header.removeprefix("Bearer ").strip()) if header.startswith("Bearer ") else None
     if key is None:
         raise HTTPException(401, "需要有效的 API key (missing or invalid API key)", headers={"WWW-Authenticate": "Bearer"})
-    rate = s.rate
-    if rate is not None and not s.limiter.hit(rate, key.id):
+    try:
+        s.limit.hit(key.id)
+    except RateLimited as exc:
         RATE_LIMITED.inc()
-        reset = s.limiter.get_window_stats(rate, key.id).reset_time
-        raise HTTPException(429, f"请求过于频繁：每分钟最多 {rate.amount} 次 (rate limit exceeded)",
-                            headers={"Retry-After": str(max(1, math.ceil(reset - time.time())))})
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from exc
     return key
 
 
