@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from core.atomic import atomic_write_bytes
+from core.atomic import atomic_write_bytes, atomic_write_stream
 
 
 def write_stamped(path: Path, header: dict[str, Any], payload: bytes) -> None:
@@ -37,21 +36,12 @@ def write_stamped_stream(path: Path, header: dict[str, Any], write_payload: Call
     inside it can be memory-mapped aligned."""
     head = json.dumps(header, ensure_ascii=False).encode("utf-8")
     head += b" " * (-(8 + len(head)) % align)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(struct.pack("<Q", len(head)) + head)
-            write_payload(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+
+    def write(f: BinaryIO) -> None:
+        f.write(struct.pack("<Q", len(head)) + head)
+        write_payload(f)
+
+    atomic_write_stream(path, write)
 
 
 def open_stamped(path: Path) -> tuple[dict[str, Any], BinaryIO] | None:
@@ -82,20 +72,7 @@ def write_stamped_tail(path: Path, header: dict[str, Any], write_payload: Callab
         write_payload(f)
         f.write(head + struct.pack("<Q", len(head)) + TAIL_MAGIC)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_stream(path, write)
 
 
 def read_stamp_tail(path: Path) -> dict[str, Any] | None:
