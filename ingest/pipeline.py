@@ -7,6 +7,7 @@ indexes are saved once, at the end of the batch.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import os
@@ -189,7 +190,7 @@ def _load(raw: bytes, file: SourceFile) -> LoadedDocument:
 def _pages_changed(before: str, after: str, page_spans: list[tuple[int, int, int]]) -> list[int]:
     """The pages (1-based; [1] for a file without pages) where ``after`` differs from ``before``."""
     changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
-    pages = {page for start, end, page in page_spans for i in changed if start <= i < end}
+    pages = {page for start, end, page in page_spans if bisect.bisect_left(changed, start) < bisect.bisect_left(changed, end)}
     return sorted(pages) or [1]
 
 
