@@ -96,13 +96,13 @@ class Pipeline:
 def zhiwen_search(kb: KnowledgeBase, settings: Any, calibrated: bool) -> Search:
     """``calibrated``: exactly the retriever zhiwen serves with (``KnowledgeBase.retriever``: the fitted
     model, its dense weight and the KB's background). Otherwise the pre-calibration pipeline: dense
-    weight 0.5 and the legacy floor."""
+    weight 0.5, the legacy floor, and no Chinese words for English questions."""
     if calibrated:
         retriever = kb.retriever(settings)
     else:
         vectors, bm25 = kb.indexes()
         retriever = HybridRetriever(kb.embedder(), vectors, bm25, kb.catalog.chunks_by_rowid,
-                                    dense_weight=DEFAULT_DENSE_WEIGHT, floor=LEGACY_FLOOR)
+                                    dense_weight=DEFAULT_DENSE_WEIGHT, floor=LEGACY_FLOOR, translate_english=False)
 
     def search(q: str) -> Ranked:
         result = retriever.search(q, RETRIEVE_K)

@@ -84,7 +84,7 @@ class AnswerFlags(BaseModel):
     dropped_markers: int = 0  # [n] markers that pointed at no source and were removed
     standalone_question: str | None = None  # what was searched, when not the question as asked
     rejected_rewrite: str | None = None  # an LLM rewrite of a follow-up that lost the question's words
-    best_relevance: float | None = None  # the best passage's calibrated relevance
+    best_relevance: float | None = None  # the question's answerability: the first passage's calibrated relevance
     relevance_floor: float | None = None  # the floor below which nothing counts as relevant
     retrieved: list[str] = Field(default_factory=list)  # chunk ids retrieved, best first
     moderation: list[ModerationAction] = Field(default_factory=list)

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # Hybrid fusion: "weighted" (above, the default) or "rrf" (reciprocal-rank fusion, k=60; ignores the
     # weights). RRF measured worse on CMRC (R@1 0.848 vs 0.962, see README): there for comparison.
     fusion: Literal["weighted", "rrf"] = "weighted"
+    # An English question over Chinese documents: BM25 also gets Chinese words for its phrases, from
+    # the CC-CEDICT dictionary, kept only where the knowledge base uses them (retrieval.crosslingual).
+    translate_english_questions: bool = True
     # Hits whose relevance is below this floor are not used; no hit above it means a refusal. With the
     # built-in embedders relevance is a calibrated probability that the hit answers the question
     # (retrieval.answerability); unset = the threshold fitted for the knowledge base's embedder. With a

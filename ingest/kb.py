@@ -244,6 +244,7 @@ class KnowledgeBase:
             mode=s.retrieval_mode, fusion=s.fusion, bm25_weight=s.bm25_weight, dense_weight=dense_weight,
             calibration=calibration, floor=s.relevance_floor,
             background=self.background(vectors) if calibration is not None else None,
+            translate_english=s.translate_english_questions,
         )
 
     def background(self, vectors: VectorStore) -> Background:

@@ -71,7 +71,8 @@ def extractive_ask(retriever: HybridRetriever, question: str, settings: Settings
         t1 = time.perf_counter()
         # The sentence is picked with the joined query even when the follow-up's own words found the
         # passages: "多久内…通报" comes from the earlier question, "资安事件" from this one.
-        answer = extractive_answer(query, relevant, settings.extractive_max_sentences, idf=retriever.bm25.idf)
+        answer = extractive_answer(query, relevant, settings.extractive_max_sentences, idf=retriever.bm25.idf,
+                                    extra_terms=retriever.translations(query))
         timings["answer"] = (time.perf_counter() - t1) * 1000
     record_retrieval(answer.flags, result)
     if searched != question:

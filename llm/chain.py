@@ -191,14 +191,18 @@ class RagChain:
         if self.settings.uncited_policy == "refuse":
             answer = self._refuse(turn)
         else:
-            answer = extractive_answer(turn.standalone, turn.relevant, self.settings.extractive_max_sentences, idf=self.retriever.bm25.idf)
+            answer = self._extractive(turn)
         answer.flags.uncited = True
         return answer
+
+    def _extractive(self, turn: _Turn) -> Answer:
+        return extractive_answer(turn.standalone, turn.relevant, self.settings.extractive_max_sentences,
+                                 idf=self.retriever.bm25.idf, extra_terms=self.retriever.translations(turn.standalone))
 
     def _fallback(self, turn: _Turn, reason: str) -> Answer:
         if not self.settings.llm_fallback_extractive:
             raise LLMUnavailable(self.settings.llm_base_url or "", reason)
-        answer = extractive_answer(turn.standalone, turn.relevant, self.settings.extractive_max_sentences, idf=self.retriever.bm25.idf)
+        answer = self._extractive(turn)
         answer.flags.llm_error = reason
         return answer
 

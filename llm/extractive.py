@@ -24,7 +24,7 @@ citation still quotes the passage exactly as written. A Traditional question get
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from core.models import Answer, Citation, Hit
@@ -76,7 +76,10 @@ _CLAUSE_MIN_NEW_TERMS = 2
 _TABLE_RULE_RE = re.compile(r"\s*\|?\s*:?-{3,}")
 _QUESTION_END_RE = re.compile(r"[？?][\s；;]*$")
 # A question that asks for a quantity, a date or a duration, and what answers one: a sentence with a number.
-_ASKS_NUMBER_RE = re.compile(r"多少|几|幾|多久|多长|多長|多大|多高|多重|多远|多遠|何时|何時|什么时候|什麼時候|哪一?年|哪一?天")
+_ASKS_NUMBER_RE = re.compile(
+    r"多少|几|幾|多久|多长|多長|多大|多高|多重|多远|多遠|何时|何時|什么时候|什麼時候|哪一?年|哪一?天"
+    r"|(?i:\bhow (?:many|much|long|old|far|often|high|big)\b|\bwhat (?:year|date|time|age)\b|\bwhen\b)"
+)
 _NUMBER_RE = re.compile(r"\d|[〇零一二两兩三四五六七八九十百千万萬亿億]+[个個位名次年月日天周週岁歲倍元项項条條种種]|[十百千万萬亿億]")
 _CLAUSE_BREAKS = "，,；;：:"
 # Words that join two asks in one question: each side is a part a second sentence may answer.
@@ -255,11 +258,13 @@ def _trim(c: _Candidate) -> tuple[int, int]:
     return start, end
 
 
-def extractive_answer(question: str, hits: list[Hit], max_sentences: int = 3, idf: IdfFunction | None = None, max_passages: int = 3) -> Answer:
+def extractive_answer(question: str, hits: list[Hit], max_sentences: int = 3, idf: IdfFunction | None = None,
+                      max_passages: int = 3, extra_terms: Iterable[str] = ()) -> Answer:
     """Answer with the best sentence of the top ``max_passages`` hits (two in the combine case, never more
-    than ``max_sentences``), trimmed to its answering clauses, each cited."""
+    than ``max_sentences``), trimmed to its answering clauses, each cited. ``extra_terms``: words that
+    stand for the question's own (an English question's Chinese translations, from the retriever)."""
     idf = idf or (lambda t: 1.0 + 0.2 * len(t))
-    terms = set(search_tokens(question))
+    terms = set(search_tokens(question)) | {t for word in extra_terms for t in search_tokens(word)}
     asks_number = bool(_ASKS_NUMBER_RE.search(question))
     candidates = _unique([c for h in hits[:max_passages] for c in _sentence_candidates(h, terms, idf, asks_number)])
     if not candidates:
