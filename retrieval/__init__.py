@@ -1,3 +1,4 @@
 """Retrieval: embedders, the ``VectorStore`` protocol and its FAISS and Milvus stores, BM25, fusion (with a
-dense weight gated on BM25 coverage), the hybrid retriever and the calibrated answerability that turns
-"nothing relevant" into a refusal. Depends on core only."""
+dense weight gated on BM25 coverage), Chinese words for English questions (crosslingual), the hybrid
+retriever and the calibrated answerability that turns "nothing relevant" into a refusal. Depends on core
+only."""

@@ -152,7 +152,7 @@ class HybridRetriever:
         raw_bm25, coverages = lexical.for_ids(ranked)
         features = None
         if self.mode == "hybrid" and ranked:  # features always: eval.fit_answerability reads them
-            stats = self._query_stats(query, tokens, dense_ranked, bm25_top, coverages, lexical.unseen)
+            stats = self._query_stats(query, tokens, dense_ranked, bm25_top, coverages, qvec)
             features = np.array([hit_features(stats, i, coverages[i], dense_top.get(i)) for i in ranked], dtype=np.float64)
         if self.calibration is not None and features is not None:
             relevances = [float(p) for p in self.calibration.probability(features)]
@@ -186,18 +186,18 @@ class HybridRetriever:
         return f"{query} {' '.join(extra)}" if extra else query
 
     def _query_stats(self, query: str, tokens: list[str], dense_ranked: list[tuple[int, float]],
-                     bm25_top: dict[int, float], coverages: dict[int, float], unseen: float) -> QueryStats:
+                     bm25_top: dict[int, float], coverages: dict[int, float], query_vector: np.ndarray) -> QueryStats:
         cosines = [c for _, c in dense_ranked]
         return QueryStats(
             n_terms=len(set(tokens)),
             cjk=is_mostly_cjk(query),
-            unseen=unseen,
             cos_mean=float(np.mean(cosines)) if cosines else 0.0,
             best_cos=max(cosines, default=0.0),
             best_cov=max(coverages.values(), default=0.0),
             dense_first=dense_ranked[0][0] if dense_ranked else None,
             bm25_first=max(bm25_top, key=bm25_top.__getitem__) if bm25_top else None,
             background=self.background,
+            bg_sim=self.background.question_similarity(query_vector) if self.background is not None else 0.0,
         )
 
 

@@ -20,7 +20,8 @@ from ingest.kb import KnowledgeBase
 from ingest.migrate import reembed_kb
 from ingest.pipeline import ingest_paths
 from llm.answer import ask
-from retrieval.answerability import FEATURES, calibration_path, load_calibration
+from eval.fit_answerability import leave_one_out
+from retrieval.answerability import FEATURES, background_questions, calibration_path, load_calibration
 from retrieval.fusion import CoverageGatedWeight
 from retrieval.retriever import LEGACY_FLOOR
 from tests.conftest import SAMPLES
@@ -191,3 +192,32 @@ def test_the_dense_weight_follows_the_question(tmp_path, corpus):
         assert paraphrase.dense_weight == gated.semantic and paraphrase.hits[0].chunk.source.endswith("差旅报销制度.md")
         fixed = kb.retriever(settings.model_copy(update={"dense_weight": 1.0}))
         assert {fixed.search(q).dense_weight for q in ("一线城市住宿标准是多少？", "去北上广深公干，住一晚最多能报多少？")} == {1.0}
+
+
+def test_an_everyday_question_reads_like_the_background(tmp_path, corpus):
+    """bg_margin: the question's cosine with the nearest background question minus its cosine with the
+    passage. An everyday question not in the file leans further towards the background than a question
+    about the knowledge base does, and is refused."""
+    settings = load_settings(data_dir=tmp_path / "data")  # the default embedder
+    ingest_paths([corpus], "kb", settings)
+    everyday, own = "周末带孩子去哪里爬山比较好？", "一线城市出差住宿每晚能报多少钱？"
+    assert everyday not in background_questions()
+    with KnowledgeBase.open("kb", settings) as kb:
+        retriever = kb.retriever()
+        far, near = retriever.search(everyday, 5), retriever.search(own, 5)
+    i = FEATURES.index("bg_margin")
+    assert far.features[0][i] > near.features[0][i]
+    assert far.relevant == [] and near.relevant
+
+
+def test_a_background_question_is_left_out_of_its_own_similarity_when_fitting(tmp_path, corpus):
+    settings = load_settings(data_dir=tmp_path / "data")
+    ingest_paths([corpus], "kb", settings)
+    question = background_questions()[0]
+    with KnowledgeBase.open("kb", settings) as kb:
+        retriever = kb.retriever()
+        served = list(retriever.search(question, 5).features[0])
+    i = FEATURES.index("bg_sim")
+    assert served[i] == pytest.approx(1.0, abs=1e-3)  # at serving time it finds itself
+    fitted = leave_one_out(served, retriever, question)
+    assert fitted[i] < 0.95 and fitted[FEATURES.index("bg_margin")] == pytest.approx(fitted[i] - served[FEATURES.index("cosine")])
