@@ -20,6 +20,15 @@ process: ``KnowledgeBase.open(...).indexes()`` with stamps that match, then RSS)
 jobs share these 2 cores; after one untimed pass over the questions, three timed passes, the one with
 the lowest p95 reported and every pass's p95 kept in results.json) and recall@10 of the FAISS index actually built
 against exact inner product over the same vectors.
+
+Then, per size (``--bm25-add 1000``, the default; 0 skips it): 1,000 more chunks go into the catalogue and
+BM25 is brought up to date five ways, each in a fresh process on a copy of the saved index: the full
+bm25s rebuild every ingest did before issue 19, today's full build, the incremental update an ingest does
+now (delta segment, base kept), a forced merge, and tombstoning 1,000 chunks; time and peak RSS of each,
+plus BM25-only query latency before and after the update. ``--lexical-only`` skips FAISS and the hybrid
+queries (a million chunks' BM25 comparison without the vector side's hour):
+
+    nice -n 10 python -m bench.scale --sizes 1000000 --lexical-only
 """
 
 from __future__ import annotations
@@ -107,12 +116,12 @@ def chunk_vectors(chunks: list[np.ndarray], sentence_vectors: np.ndarray, rng: n
     return out
 
 
-def write_catalogue(kb, chunks, sentences, sentence_tokens, vectors) -> None:
+def write_catalogue(kb, chunks, sentences, sentence_tokens, vectors, first_doc: int = 0) -> None:
     """The knowledge base's catalogue, 100 chunks per synthetic document, through the catalogue's API."""
     from core.models import Chunk, Document
 
     now = datetime.now(timezone.utc)
-    for d, start in enumerate(range(0, len(chunks), CHUNKS_PER_DOC)):
+    for d, start in enumerate(range(0, len(chunks), CHUNKS_PER_DOC), start=first_doc):
         part = chunks[start : start + CHUNKS_PER_DOC]
         texts = ["".join(sentences[i] for i in c) for c in part]
         doc_text = "\n".join(texts)
@@ -197,7 +206,7 @@ def _structure(vectors) -> str:
     return f"IVF, nlist {index.nlist}, nprobe {index.nprobe}" if vectors.structure == "ivf" else "exact (flat)"
 
 
-def run_size(n: int, out: Path, material: dict, seed: int) -> dict:
+def run_size(n: int, out: Path, material: dict, seed: int, n_add: int = 0, lexical_only: bool = False) -> dict:
     from ingest.kb import KnowledgeBase
     from retrieval.faiss_index import recall_at_k
 
@@ -213,6 +222,14 @@ def run_size(n: int, out: Path, material: dict, seed: int) -> dict:
     write_catalogue(kb, chunks, material["sentences"], material["sentence_tokens"], vectors)
     catalogue_s = time.perf_counter() - t1
     del chunks
+    if lexical_only:  # the BM25 side only (no FAISS build, no hybrid queries): its build in a fresh process
+        kb.close()
+        del vectors
+        built = _child("build", out)
+        row = {"chunks": n, "generate_s": gen_s, "catalogue_write_s": catalogue_s, "bm25_build": built}
+        if n_add:
+            row["bm25_add"] = bm25_add(out, material, n, n_add, rng)
+        return row
     t2 = time.perf_counter()
     store, _ = kb.indexes()  # fresh catalogue, no index files: reads embeddings + tokens, builds, saves
     build_s = time.perf_counter() - t2
@@ -225,9 +242,109 @@ def run_size(n: int, out: Path, material: dict, seed: int) -> dict:
     proc = subprocess.run([sys.executable, "-m", "bench.scale", "--open-only", str(out)], capture_output=True, text=True,
                           check=True, cwd=Path(__file__).resolve().parents[1])
     opened = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"chunks": n, "generate_s": gen_s, "catalogue_write_s": catalogue_s, "index_build_s": build_s,
-            "bench_peak_rss_mb": peak_rss_mb(),
-            "recall_at_10": recall, "disk_mb": index_mb, **opened}
+    row = {"chunks": n, "generate_s": gen_s, "catalogue_write_s": catalogue_s, "index_build_s": build_s,
+           "bench_peak_rss_mb": peak_rss_mb(),
+           "recall_at_10": recall, "disk_mb": index_mb, **opened}
+    if n_add:
+        row["bm25_add"] = bm25_add(out, material, n, n_add, rng)
+    return row
+
+
+BM25_MODES = ("bm25s_rebuild", "rebuild", "incremental", "merge", "delete")
+
+
+def bm25_add(out: Path, material: dict, n: int, n_add: int, rng: np.random.Generator) -> dict:
+    """Add ``n_add`` chunks to the catalogue of the ``n``-chunk knowledge base just built, then bring
+    BM25 up to date each way, each in a fresh process on a copy of the saved index (so each starts from
+    the same files and its peak RSS is its own): ``bm25s_rebuild`` = what every ingest did before issue 19
+    (all tokens from the catalogue, bm25s index, save), ``rebuild`` = today's full build (new knowledge
+    bases, stale files), ``incremental`` = what an ingest does now (the new chunks' tokens, delta
+    rewritten, base kept), ``merge`` = the occasional base rewrite (forced here), ``delete`` = tombstoning
+    ``n_add`` existing chunks. Lexical work only: the FAISS side of an ingest is not in these numbers."""
+    from ingest.kb import KnowledgeBase
+
+    chunks = compose(material["paragraph_sentences"], n_add, rng)
+    vectors = chunk_vectors(chunks, material["sentence_vectors"], rng)
+    kb = KnowledgeBase.open(KB_NAME, settings_for(out))
+    write_catalogue(kb, chunks, material["sentences"], material["sentence_tokens"], vectors,
+                    first_doc=n // CHUNKS_PER_DOC + 1)
+    kb.close()
+    results = {"chunks_added": n_add}
+    for mode in BM25_MODES:
+        scratch = out / "bm25-scratch"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir()
+        for f in ("bm25.index", "bm25.index.delta"):
+            shutil.copy2(out / "data" / "kbs" / KB_NAME / f, scratch / f)
+        results[mode] = _child(mode, out)
+        print(mode, json.dumps(results[mode]), flush=True)
+    return results
+
+
+def _child(mode: str, out: Path) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "bench.scale", "--bm25-update", mode, str(out)], capture_output=True,
+                          text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bm25_update(mode: str, out: Path) -> dict:
+    """One ``bm25_add`` way, in this (fresh) process: see there."""
+    from core.text import search_tokens
+    from ingest.catalog import Catalog
+    from retrieval.bm25 import BM25Index
+    from retrieval.bm25_segments import write_mapped
+
+    scratch = out / "bm25-scratch" / "bm25.index"
+    catalog = Catalog(out / "data" / "kbs" / KB_NAME / "catalog.sqlite3")
+    if mode == "build":  # --lexical-only: the knowledge base's BM25 from scratch, as KnowledgeBase.indexes() builds it
+        t0 = time.perf_counter()
+        BM25Index(*catalog.all_tokens()).save(out / "data" / "kbs" / KB_NAME / "bm25.index", catalog.version())
+        return {"seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}
+    t_open = time.perf_counter()
+    index, header = BM25Index.load(scratch)
+    open_s = time.perf_counter() - t_open
+    questions = [search_tokens(q) for q in json.loads((out / "questions.json").read_text(encoding="utf-8"))]
+    with catalog._lock:
+        added = [r[0] for r in catalog._conn.execute("SELECT rowid FROM chunks WHERE rowid > ?", (int(index.ids.max()),))]
+    rss_before = rss_mb()
+    t0 = time.perf_counter()
+    if mode == "bm25s_rebuild":  # the index before issue 19, saved the way it was
+        import bm25s
+
+        ids, tokens = catalog.all_tokens()
+        retriever = bm25s.BM25()
+        retriever.index([t or [""] for t in tokens], show_progress=False)
+        write_mapped(scratch.with_name("old.index"), {"version": 0, "format": "pickle5-mapped"},
+                     (np.asarray(ids, dtype=np.int64), retriever))
+        new = None
+    elif mode == "rebuild":
+        new = BM25Index(*catalog.all_tokens())
+        new.save(scratch, 1)
+    elif mode in ("incremental", "merge"):
+        rowids, tokens = catalog.tokens_of(added)
+        force = {"merge_fraction": 0.0, "merge_min_rows": -1} if mode == "merge" else {}
+        new = index.updated(rowids, tokens, [], **force)
+        new.save(scratch, 1)
+    else:  # delete: tombstone as many existing chunks as were added
+        picked = np.random.default_rng(0).choice(index.ids, len(added), replace=False)
+        new = index.updated([], [], picked.tolist())
+        new.save(scratch, 1)
+    seconds = time.perf_counter() - t0
+    result = {"seconds": seconds, "open_s": open_s, "rss_before_mb": rss_before, "peak_rss_mb": peak_rss_mb(), "chunks_added": len(added),
+              "pending": list(new.pending) if new is not None else None}
+    if new is not None:  # BM25 alone over the 200 questions: the updated index against the one it started from
+        t1 = time.perf_counter()
+        new.score(questions[0])  # the first query after an update computes the length norms (once per index)
+        result["first_query_ms"] = (time.perf_counter() - t1) * 1000
+        for name, idx in (("before", index), ("after", new)):
+            times = []
+            for q in questions:
+                t = time.perf_counter()
+                idx.candidates("", q, 50)
+                times.append((time.perf_counter() - t) * 1000)
+            result[f"bm25_query_p50_ms_{name}"] = float(np.median(times))
+            result[f"bm25_query_p95_ms_{name}"] = float(np.percentile(times, 95))
+    return result
 
 
 def _rowids(kb) -> np.ndarray:
@@ -290,10 +407,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("/tmp/zhiwen-scale"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bm25-add", type=int, default=1000,
+                        help="after each size, add this many chunks and time the BM25 update each way (0: skip)")
+    parser.add_argument("--lexical-only", action="store_true",
+                        help="BM25 only: catalogue, BM25 build and the --bm25-add comparison, no FAISS or hybrid queries")
     parser.add_argument("--open-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--bm25-update", nargs=2, metavar=("MODE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.open_only:
         print(json.dumps(open_and_query(args.open_only, args.open_only / "questions.json")))
+        return
+    if args.bm25_update:
+        print(json.dumps(bm25_update(args.bm25_update[0], Path(args.bm25_update[1]))))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     material = prepare(args.out, args.queries, args.seed)
@@ -301,11 +426,32 @@ def main(argv: list[str] | None = None) -> None:
           f"(mean {material['mean_chunk_chars']:.0f} characters), measured on 200 chunks", flush=True)
     rows = []
     for n in args.sizes:
-        row = run_size(n, args.out, material, args.seed)
+        row = run_size(n, args.out, material, args.seed, args.bm25_add, args.lexical_only)
         rows.append(row)
         print(json.dumps(row), flush=True)
         (args.out / "results.json").write_text(json.dumps({"rows": rows, "embed_s_per_chunk": material["embed_s_per_chunk"]}, indent=1))
-    print(table(rows, material["embed_s_per_chunk"]))
+    if not args.lexical_only:
+        print(table(rows, material["embed_s_per_chunk"]))
+    if any("bm25_add" in r for r in rows):
+        print(bm25_table(rows))
+
+
+def bm25_table(rows: list[dict]) -> str:
+    lines = ["| chunks | + chunks | before issue 19: bm25s rebuild (time / peak RSS) | full build now | incremental "
+             "update (time / peak RSS) | forced merge | tombstone as many | BM25 query p50 / p95, base only → "
+             "base + delta | BM25 open (mapped) |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        a = r.get("bm25_add")
+        if not a:
+            continue
+        old, full, inc, merge, dele = (a[m] for m in BM25_MODES)
+        lines.append(
+            f"| {r['chunks']:,} | {a['chunks_added']:,} | {old['seconds']:.2f} s / {old['peak_rss_mb']:,.0f} MiB | "
+            f"{full['seconds']:.2f} s / {full['peak_rss_mb']:,.0f} MiB | {inc['seconds']:.3f} s / {inc['peak_rss_mb']:,.0f} MiB | "
+            f"{merge['seconds']:.2f} s / {merge['peak_rss_mb']:,.0f} MiB | {dele['seconds']:.3f} s | "
+            f"{inc['bm25_query_p50_ms_before']:.1f} / {inc['bm25_query_p95_ms_before']:.1f} → "
+            f"{inc['bm25_query_p50_ms_after']:.1f} / {inc['bm25_query_p95_ms_after']:.1f} ms | {inc['open_s'] * 1000:.0f} ms |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -259,6 +259,18 @@ class Catalog:
             rows = self._conn.execute("SELECT rowid, tokens FROM chunks ORDER BY rowid").fetchall()
         return [r[0] for r in rows], [r[1].split() for r in rows]
 
+    def tokens_of(self, rowids: Iterable[int]) -> tuple[list[int], list[list[str]]]:
+        """The stored BM25 tokens of those of ``rowids`` that exist, in row-id order."""
+        wanted = sorted(set(int(i) for i in rowids))
+        rows: list[tuple[int, str]] = []
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                rows += self._conn.execute(
+                    f"SELECT rowid, tokens FROM chunks WHERE rowid IN ({','.join('?' * len(part))}) ORDER BY rowid", part
+                ).fetchall()
+        return [r[0] for r in rows], [r[1].split() for r in rows]
+
     def chunks_by_rowid(self, rowids: list[int]) -> dict[int, Chunk]:
         if not rowids:
             return {}

@@ -69,15 +69,17 @@ def drop_documents(kb: KnowledgeBase, sources: list[str]) -> list[str]:
     Stored upload copies are the caller's business (remove_document discards them)."""
     if not sources:
         return []
-    vectors = kb.indexes()[0].clone()
-    gone = []
+    vectors, bm25 = kb.indexes()
+    vectors = vectors.clone()
+    gone, rows = [], []
     for source in sources:
         removed = kb.catalog.remove_document(source)
         if removed is not None:
             vectors.remove(removed)
             gone.append(source)
+            rows += removed
     if gone:
-        kb.commit_indexes(vectors, kb.fresh_bm25())
+        kb.commit_indexes(vectors, kb.updated_bm25(bm25, [], rows))  # tombstones, not a BM25 rebuild
     return gone
 
 

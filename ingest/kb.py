@@ -213,12 +213,26 @@ class KnowledgeBase:
         return vectors, self._milvus_bm25(vectors) or (bm25 if bm25 is not None else self.fresh_bm25())
 
     def fresh_bm25(self) -> BM25Index:
-        """BM25 over every chunk's stored tokens (bm25s has no incremental update; this takes well
-        under a second for tens of thousands of chunks)."""
+        """BM25 over every chunk's stored tokens: a full build (new knowledge bases, stale or unreadable
+        index files, migrations). Writers that know what changed call ``updated_bm25`` instead."""
         if self._indexes is not None and (lexical := self._milvus_bm25(self._indexes[1])) is not None:
             return lexical  # BM25 lives in Milvus: nothing to rebuild here (commit_indexes rebinds it)
         ids, tokens = self.catalog.all_tokens()
         return BM25Index(ids, tokens)
+
+    def updated_bm25(self, bm25: BM25Index, added: list[int], removed: list[int]) -> BM25Index:
+        """``bm25`` (the index the writer started from) after the catalogue added and removed these row
+        ids: postings for the added chunks only, read from the catalogue (so a chunk added and removed
+        again within one batch is simply absent), the removed ones tombstoned (retrieval.bm25). Falls
+        back to a full build if the result does not count what the catalogue holds."""
+        if not isinstance(bm25, BM25Index):  # BM25 inside Milvus: commit_indexes rebinds it
+            return self.fresh_bm25()
+        rowids, tokens = self.catalog.tokens_of(added)
+        present = set(rowids)
+        updated = bm25.updated(rowids, tokens, list(removed) + [i for i in added if i not in present])
+        if updated.count() != self.catalog.counts()[1]:
+            return self.fresh_bm25()
+        return updated
 
     def _save(self, vectors: VectorStore, bm25: BM25Index, version: int) -> None:
         vectors.save(self.vector_stamp_path(), version, self.embedding_model)

@@ -90,8 +90,11 @@ class _IndexWriter:
 
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
-        vectors, _ = kb.indexes()
+        vectors, bm25 = kb.indexes()
         self.vectors = vectors.clone()
+        self.bm25 = bm25  # never changed in place (readers share it): commit builds its successor
+        self.added: list[int] = []
+        self.removed: list[int] = []
         self.dirty = False
 
     def apply(self, added: list[int], removed: list[int], embeddings: np.ndarray, chunks: list[Chunk]) -> None:
@@ -99,12 +102,15 @@ class _IndexWriter:
         meta = [{"doc_id": c.doc_id, "chunk_id": c.id, "source": c.source, "page": c.page, "start": c.start, "end": c.end,
                  "text": index_text(c.title, c.heading_path, c.text)} for c in chunks]  # text: Milvus's BM25
         self.vectors.add(np.asarray(added, dtype=np.int64), embeddings, meta)
+        self.added += added
+        self.removed += removed
         self.dirty = True
 
     def commit(self) -> None:
         if not self.dirty:
             return
-        self.kb.commit_indexes(self.vectors, self.kb.fresh_bm25())
+        # BM25: postings for this batch's chunks only, not a rebuild over every chunk (retrieval.bm25)
+        self.kb.commit_indexes(self.vectors, self.kb.updated_bm25(self.bm25, self.added, self.removed))
         self.dirty = False
 
 
