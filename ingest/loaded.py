@@ -20,9 +20,6 @@ class LoadedDocument:
     # Pages are PDF text extraction (hard-wrapped lines, running headers and footers) and are cleaned as
     # such; None means "when paged". Slides are paged but laid out by their author: False.
     pdf_layout: bool | None = None
-    # Every line is a record of its own (a CSV of FAQ entries or tickets): a chunk never holds two, so a
-    # question about one entry is matched by that entry's vector, not by a blend of five (see chunking).
-    records: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

@@ -153,13 +153,7 @@ def load_csv(data: bytes, source: str) -> LoadedDocument:
         # One row is one line: "列名：值；列名：值", so each row is one retrievable, citable unit.
         pairs = [f"{h.strip()}：{v.strip()}" if h.strip() else v.strip() for h, v in zip(header, row) if v.strip()]
         lines.append("；".join(pairs))
-    # Prose rows (an FAQ's question and answer, a ticket) are records chunked one by one; short rows (a
-    # price list) pack together as any table does.
-    records = sum(len(line) for line in lines) / len(lines) >= RECORD_MIN_CHARS
-    return LoadedDocument(source, stem(source), "text/csv", ["\n".join(lines)], metadata={"columns": header}, records=records)
-
-
-RECORD_MIN_CHARS = 40  # mean characters per CSV row from which each row is its own chunk
+    return LoadedDocument(source, stem(source), "text/csv", ["\n".join(lines)], metadata={"columns": header})
 
 
 _JSON_TEXT_FIELDS = ("text", "content", "body", "answer", "output", "正文", "内容", "答案")

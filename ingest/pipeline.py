@@ -167,8 +167,7 @@ def prepare_file(
             reason=f"内容与已导入的 {twin_source} 相同，已跳过 (same content as {twin_source})",
         )
 
-    spans = chunk_text(cleaned.text, cleaned.page_spans, settings.chunk_size, settings.chunk_overlap, paged=loaded.paged,
-                       records=loaded.records)
+    spans = chunk_text(cleaned.text, cleaned.page_spans, settings.chunk_size, settings.chunk_overlap, paged=loaded.paged)
     chunks = [
         Chunk(
             id=f"{doc_id[:16]}-{i}", doc_id=doc_id, ordinal=i, text=cleaned.text[s.start : s.end], start=s.start,

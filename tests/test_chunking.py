@@ -77,16 +77,3 @@ def test_chunks_stay_within_pages_and_carry_page_numbers():
 def test_cleaning_drops_boilerplate_and_invisible_characters():
     cleaned = clean_pages(["星河科技　内部资料\n住宿\u200b标准：每晚６００元。\n第 1 页", "星河科技　内部资料\n报销时限。\n第 2 页"])
     assert cleaned.text == "住宿标准：每晚600元。\n\n报销时限。"
-
-
-def test_records_never_share_a_chunk():
-    faq = "\n".join(
-        f"问题：第{i}个问题怎么处理？；答案：先在控制台打开第{i}个页面，再点击保存。改动一分钟内生效。" for i in range(1, 7)
-    )
-    packed = chunk_text(faq, None, 200, 40)
-    assert len(packed) < 6  # as prose, several entries share a chunk
-    lines = [(m, m + len(line)) for m, line in zip([0] + [i + 1 for i, c in enumerate(faq) if c == "\n"], faq.split("\n"))]
-    one_each = chunk_text(faq, None, 200, 40, records=True)
-    assert [(c.start, c.end) for c in one_each] == lines  # exactly one record per chunk, no overlap
-    long_record = chunk_text("问题：怎么办？；答案：" + "先检查配置，再重启服务。" * 40, None, 50, 10, records=True)
-    assert len(long_record) > 1  # a record over the size still splits by sentences

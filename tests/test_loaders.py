@@ -122,13 +122,6 @@ def test_csv_rows_become_lines_of_column_value_pairs():
     assert doc.pages[0] == "问题：如何重置密钥？；答案：在控制台点击重置。"
 
 
-def test_a_csv_of_prose_rows_is_chunked_record_by_record_and_a_price_list_is_not():
-    faq = "问题,答案\n" + "".join(f"第{i}个问题怎么处理？,先在控制台打开第{i}个页面，再点击保存，一分钟内生效。\n" for i in range(5))
-    assert load_bytes(faq.encode("utf-8"), "faq.csv").records
-    prices = "城市,标准\n" + "".join(f"城市{i},{i}00元\n" for i in range(5))
-    assert not load_bytes(prices.encode("utf-8"), "prices.csv").records
-
-
 def test_jsonl_bad_line_is_named():
     data = '{"title": "v2.3.0", "text": "新增 gRPC 支持"}\n{broken\n'.encode("utf-8")
     with pytest.raises(LoadError, match="第 2 行"):
