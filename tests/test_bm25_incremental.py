@@ -17,8 +17,7 @@ from ingest.documents import remove_document
 from ingest.kb import BM25_FILE, KnowledgeBase
 from ingest.pipeline import ingest_paths
 from retrieval.bm25 import BASE_FORMAT, DELTA_FORMAT, BM25Index, delta_path
-from retrieval.bm25_segments import read_header
-from retrieval.stamped import write_stamped_stream
+from retrieval.bm25_segments import read_header, write_mapped
 from tests.conftest import SAMPLES, assert_consistent
 
 QUERIES = ["员工年假有几天", "一线城市住宿标准是多少", "资安事件多久通报", "知问网关的P99延迟是多少", "数据备份保留多久",
@@ -187,29 +186,12 @@ def test_reopen_from_disk_after_add(corpus, tmp_path):
 
 
 def _write_bm25s_era_file(path: Path, ids: list[int], tokens: list[list[str]], version: int) -> None:
-    """A bm25.index as the bm25s-based index saved it (format "pickle5-mapped": a pickled bm25s.BM25)."""
-    import pickle
-
+    """A bm25.index as the bm25s-based index saved it (format "pickle5-mapped": a pickled bm25s.BM25,
+    written the same aligned way as today's segments)."""
     retriever = bm25s.BM25()
     retriever.index([t or [""] for t in tokens], show_progress=False)
-    buffers: list = []
-    pickled = pickle.dumps((np.asarray(ids, dtype=np.int64), retriever), protocol=5, buffer_callback=buffers.append)
-    raws = [b.raw() for b in buffers]
-    spans, pos = [], len(pickled)
-    for raw in raws:
-        pos += -pos % 64
-        spans.append([pos, raw.nbytes])
-        pos += raw.nbytes
-
-    def write_payload(f) -> None:
-        start = f.tell()
-        f.write(pickled)
-        for (offset, _), raw in zip(spans, raws):
-            f.write(b"\0" * (start + offset - f.tell()))
-            f.write(raw)
-
-    header = {"version": version, "count": len(ids), "format": "pickle5-mapped", "pickle": len(pickled), "buffers": spans}
-    write_stamped_stream(path, header, write_payload, align=64)
+    header = {"version": version, "count": len(ids), "format": "pickle5-mapped"}
+    write_mapped(path, header, (np.asarray(ids, dtype=np.int64), retriever))
 
 
 def _write(path: Path, text: str) -> None:
