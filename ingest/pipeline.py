@@ -26,13 +26,14 @@ from core.settings import Settings
 from core.text import search_tokens
 from ingest.archives import ArchiveLimits, archive_limits
 from ingest.catalog import utcnow
-from ingest.chunking import chunk_text, index_text
+from ingest.chunking import chunk_text, index_text, sentence_texts
 from ingest.clean import clean_pages
 from ingest.kb import KnowledgeBase
 from ingest.loaded import LoadedDocument
 from ingest.loaders import LOADERS, SUPPORTED_SUFFIXES, load_bytes
 from ingest.ocr import ocr_warning
 from moderation.moderator import Moderator, moderator_for
+from retrieval.embedders import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,20 @@ class PreparedDocument:
     index_texts: list[str]
     tokens: list[list[str]]
     replaces: bool  # a document with this source existed (status "updated")
+    sentence_texts: list[list[str]] | None = None  # per chunk (retrieval.sentences); None: the KB keeps none
+
+
+@dataclass
+class Embedded:
+    """One document's (or group's) vectors: per chunk, its vector, the hash of the embedded text, and
+    its sentence vectors (None where the knowledge base keeps none)."""
+
+    vectors: np.ndarray
+    hashes: list[str]
+    sentences: list[np.ndarray | None]
+
+    def __getitem__(self, part: slice) -> "Embedded":
+        return Embedded(self.vectors[part], self.hashes[part], self.sentences[part])
 
 
 def prepare_file(
@@ -181,7 +196,9 @@ def prepare_file(
         ingested_at=utcnow(), content_hash=content_hash, size_bytes=len(raw), n_chunks=len(chunks),
         metadata=loaded.metadata,
     )
-    return PreparedDocument(document, cleaned.text, cleaned.page_spans, chunks, texts, [search_tokens(t) for t in texts], existing is not None)
+    sentences = [sentence_texts(c.text) for c in chunks] if kb.keeps_sentence_vectors else None
+    return PreparedDocument(document, cleaned.text, cleaned.page_spans, chunks, texts, [search_tokens(t) for t in texts],
+                            existing is not None, sentences)
 
 
 def _load(raw: bytes, file: SourceFile) -> LoadedDocument:
@@ -211,10 +228,10 @@ def _moderate_ingested(moderator: Moderator | None, source: str, text: str) -> s
     return result.text
 
 
-def commit_prepared(kb: KnowledgeBase, p: PreparedDocument, embedded: tuple[np.ndarray, list[str]], writer: _IndexWriter) -> IngestResult:
-    embeddings, hashes = embedded
-    added, removed = kb.catalog.replace_document(p.document, p.text, p.page_spans, p.chunks, p.tokens, hashes, embeddings)
-    writer.apply(added, removed, embeddings, p.chunks)
+def commit_prepared(kb: KnowledgeBase, p: PreparedDocument, embedded: Embedded, writer: _IndexWriter) -> IngestResult:
+    added, removed = kb.catalog.replace_document(p.document, p.text, p.page_spans, p.chunks, p.tokens, embedded.hashes,
+                                                 embedded.vectors, embedded.sentences)
+    writer.apply(added, removed, embedded.vectors, p.chunks)
     return IngestResult(
         source=p.document.source, status="updated" if p.replaces else "indexed", n_chunks=len(p.chunks), doc_id=p.document.id,
         reason=ocr_warning(p.document.metadata),  # went in, but partly by OCR: doubtful lines, pages left out
@@ -226,9 +243,10 @@ def embedding_hash(model: str, text: str) -> str:
     return hashlib.sha1(f"{model}\x00{text}".encode("utf-8")).hexdigest()
 
 
-def _embed_with_reuse(kb: KnowledgeBase, texts: list[str]) -> tuple[np.ndarray, list[str]]:
+def _embed_with_reuse(kb: KnowledgeBase, texts: list[str], sentences: list[list[str]] | None = None) -> Embedded:
     """Embed only texts the knowledge base has not embedded before: re-ingesting an edited document
-    re-embeds its edited chunks, not all of them."""
+    re-embeds its edited chunks, not all of them. ``sentences`` (per text; None: keep none) are
+    embedded where the stored copy has none (a chunk from before sentence vectors)."""
     model = kb.embedding_model
     hashes = [embedding_hash(model, t) for t in texts]
     known = kb.catalog.embeddings_by_text_hash(hashes)
@@ -238,23 +256,41 @@ def _embed_with_reuse(kb: KnowledgeBase, texts: list[str]) -> tuple[np.ndarray, 
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     for row, i in enumerate(todo):
         out[i] = fresh[row]
+    stored: list[np.ndarray | None] = [None] * len(texts)
     for i, h in enumerate(hashes):
         if h in known:
-            out[i] = known[h]
-    return out, hashes
+            out[i], stored[i] = known[h]
+    if sentences is None:
+        return Embedded(out, hashes, [None] * len(texts))
+    missing = [i for i in range(len(texts)) if stored[i] is None]
+    for i, matrix in zip(missing, embed_sentences(embedder, [sentences[i] for i in missing])):
+        stored[i] = matrix
+    return Embedded(out, hashes, stored)
+
+
+def embed_sentences(embedder: Embedder, per_chunk: list[list[str]]) -> list[np.ndarray]:
+    """Every chunk's sentences in one embedder call, split back per chunk (retrieval.sentences)."""
+    flat = [t for sentences in per_chunk for t in sentences]
+    vectors = embedder.embed_documents(flat) if flat else np.zeros((0, embedder.dim), np.float32)
+    out, start = [], 0
+    for sentences in per_chunk:
+        out.append(vectors[start : start + len(sentences)])
+        start += len(sentences)
+    return out
 
 
 EMBED_GROUP_TEXTS = 64  # chunks per embedding call across files (see ingest_paths)
 
 
-def _embed_documents(kb: KnowledgeBase, texts_per_document: list[list[str]]) -> list[tuple[np.ndarray, list[str]]]:
+def _embed_documents(kb: KnowledgeBase, documents: list[PreparedDocument]) -> list[Embedded]:
     """One embedding call for several documents' chunks, split back per document."""
-    flat = [t for texts in texts_per_document for t in texts]
-    vectors, hashes = _embed_with_reuse(kb, flat)
+    flat = [t for d in documents for t in d.index_texts]
+    keep = all(d.sentence_texts is not None for d in documents)
+    embedded = _embed_with_reuse(kb, flat, [s for d in documents for s in d.sentence_texts] if keep else None)  # type: ignore[union-attr]
     out, start = [], 0
-    for texts in texts_per_document:
-        end = start + len(texts)
-        out.append((vectors[start:end], hashes[start:end]))
+    for d in documents:
+        end = start + len(d.index_texts)
+        out.append(embedded[start:end])
         start = end
     return out
 
@@ -317,7 +353,7 @@ def ingest_paths(
 
         def submit_group(pool: ThreadPoolExecutor) -> None:
             prepared = [o for _, o in group if isinstance(o, PreparedDocument)]
-            future = pool.submit(_embed_documents, kb, [p.index_texts for p in prepared]) if prepared else None
+            future = pool.submit(_embed_documents, kb, prepared) if prepared else None
             k = 0
             for source, outcome in group:
                 if isinstance(outcome, PreparedDocument):

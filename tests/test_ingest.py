@@ -212,17 +212,19 @@ def test_edited_document_reuses_embeddings_of_unchanged_chunks(settings, tmp_pat
     ingest_paths([doc], "kb", settings)
     from retrieval import embedders
 
-    embedded: list[str] = []
+    calls: list[list[str]] = []
     real = embedders.USEEmbedder.embed_documents
 
     def counting(self, texts):
-        embedded.extend(texts)
+        calls.append(list(texts))
         return real(self, texts)
 
     monkeypatch.setattr(embedders.USEEmbedder, "embed_documents", counting)
     write(doc, doc.read_text(encoding="utf-8").replace("第3节规定每晚不超过300元", "第3节规定每晚不超过350元"))
     ingest_paths([doc], "kb", settings)
-    assert len(embedded) == 1 and "350元" in embedded[0]
+    chunk_texts, sentences = calls  # the edited chunk, then its sentences (retrieval.sentences)
+    assert len(chunk_texts) == 1 and "350元" in chunk_texts[0]
+    assert sentences and all("第3节" in t for t in sentences) and any("350元" in t for t in sentences)
 
 
 def test_readers_keep_a_consistent_snapshot_while_a_writer_is_busy(settings, tmp_path, services):
@@ -242,7 +244,7 @@ def test_readers_keep_a_consistent_snapshot_while_a_writer_is_busy(settings, tmp
     with KnowledgeBase.open("kb", settings) as writer, writer.write_lock:
         f = write(tmp_path / "d2" / "二.md", "资安事件须于1小时内通报资讯安全部。")
         prepared = prepare_file(writer, SourceFile(f, str(f)), {})
-        commit_prepared(writer, prepared, _embed_with_reuse(writer, prepared.index_texts), _IndexWriter(writer))
+        commit_prepared(writer, prepared, _embed_with_reuse(writer, prepared.index_texts, prepared.sentence_texts), _IndexWriter(writer))
         # the catalogue moved on, the index files did not: the reader serves its old snapshot
         vectors, bm25 = reader.indexes()
         assert vectors.count() == bm25.count() == 1
@@ -265,7 +267,7 @@ def test_small_files_are_embedded_in_groups_and_committed_in_order(tmp_path, set
     monkeypatch.setattr(pipeline, "EMBED_GROUP_TEXTS", 4)
     calls: list[int] = []
     embed = pipeline._embed_with_reuse
-    monkeypatch.setattr(pipeline, "_embed_with_reuse", lambda kb, texts: (calls.append(len(texts)), embed(kb, texts))[1])
+    monkeypatch.setattr(pipeline, "_embed_with_reuse", lambda kb, texts, sentences=None: (calls.append(len(texts)), embed(kb, texts, sentences))[1])
     cities = ["北京", "上海", "广州", "深圳", "杭州", "南京", "成都", "武汉", "西安", "重庆", "天津"]
     paths = [write(tmp_path / "d" / f"{i:02d}.txt", f"{city}分公司的门禁密码每{i + 2}天更换一次。")
              for i, city in enumerate(cities)]
