@@ -1,4 +1,5 @@
 """Retrieval: embedders, the ``VectorStore`` protocol and its FAISS and Milvus stores, BM25, fusion (with a
-dense weight gated on BM25 coverage), Chinese words for English questions (crosslingual), the hybrid
+dense weight gated on BM25 coverage), sentence-level dense evidence (a chunk's cosine blended with its
+best sentence's), Chinese words for English questions (crosslingual), the hybrid
 retriever and the calibrated answerability that turns "nothing relevant" into a refusal. Depends on core
 only."""
