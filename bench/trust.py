@@ -102,13 +102,15 @@ def zhiwen_search(kb: KnowledgeBase, settings: Any, calibrated: bool) -> Search:
     else:
         vectors, bm25 = kb.indexes()
         retriever = HybridRetriever(kb.embedder(), vectors, bm25, kb.catalog.chunks_by_rowid,
-                                    dense_weight=DEFAULT_DENSE_WEIGHT, floor=LEGACY_FLOOR, translate_english=False)
+                                    dense_weight=DEFAULT_DENSE_WEIGHT, floor=LEGACY_FLOOR, translate_english=False,
+                                    check_unstated=False)
 
     def search(q: str) -> Ranked:
         result = retriever.search(q, RETRIEVE_K)
-        top = result.hits[: settings.top_k]  # the answer path looks at top_k hits
+        top = result.hits[: settings.top_k]  # the answer path looks at top_k hits, and checks what they state
         docs = list(dict.fromkeys(doc_name(h.chunk.source) for h in result.hits))
-        return Ranked(docs, any(result.is_relevant(h) for h in top), max((h.relevance for h in top), default=0.0))
+        answered = any(result.is_relevant(h) for h in top) and retriever.unstated_in(q, top) is None
+        return Ranked(docs, answered, max((h.relevance for h in top), default=0.0))
 
     return search
 

@@ -87,6 +87,9 @@ class AnswerFlags(BaseModel):
     best_relevance: float | None = None  # the question's answerability: the first passage's calibrated relevance
     relevance_floor: float | None = None  # the floor below which nothing counts as relevant
     retrieved: list[str] = Field(default_factory=list)  # chunk ids retrieved, best first
+    # Refused as a near-miss: what the question asks that the passages don't state (retrieval.stated_facts),
+    # "month", "number:旅客", "identifier:v2.6.0".
+    unstated: str | None = None
     moderation: list[ModerationAction] = Field(default_factory=list)
 
 

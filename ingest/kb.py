@@ -259,7 +259,7 @@ class KnowledgeBase:
             mode=s.retrieval_mode, fusion=s.fusion, bm25_weight=s.bm25_weight, dense_weight=dense_weight,
             calibration=calibration, floor=s.relevance_floor,
             background=self.background(vectors) if calibration is not None else None,
-            translate_english=s.translate_english_questions,
+            translate_english=s.translate_english_questions, check_unstated=s.refuse_unstated_facts,
         )
 
     def background(self, vectors: VectorStore) -> Background:

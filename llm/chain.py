@@ -147,7 +147,7 @@ class RagChain:
         return turn
 
     def _refuse(self, turn: _Turn) -> Answer:
-        return Answer(text=refusal_message(turn.question), refused=True, mode="llm", model=self.settings.llm_model)
+        return Answer(text=refusal_message(turn.question, turn.retrieval.unstated if turn.retrieval else None), refused=True, mode="llm", model=self.settings.llm_model)
 
     def _prompt_input(self, turn: _Turn) -> dict[str, Any]:
         return {"history": history_messages(turn.history), "sources": format_sources(turn.relevant),
@@ -283,10 +283,11 @@ class RagChain:
 
 def record_retrieval(flags: AnswerFlags, result: RetrievalResult) -> None:
     """What every answer path reports about its search: the best relevance against the floor (eval's
-    refusal curve reads them) and the passages retrieved."""
+    refusal curve reads them), the passages retrieved, and what a near-miss lacked."""
     flags.best_relevance = round(result.best_relevance, 4)
     flags.relevance_floor = round(result.floor, 4)
     flags.retrieved = [h.chunk.id for h in result.hits]
+    flags.unstated = result.unstated.label if result.unstated is not None else None
 
 
 def _valid_rewrite(rewrite: str, question: str) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from core.text import is_mostly_cjk
+from retrieval.stated_facts import Unstated
 
 # What rule 3 of SYSTEM_PROMPT asks the model to say when the sources lack the answer (and what
 # `zhiwen finetune prepare --from-kb` trains an adapter to say).
@@ -25,8 +26,15 @@ REFUSAL_EN = (
 )
 
 
-def refusal_message(question: str) -> str:
-    return REFUSAL_ZH if is_mostly_cjk(question) else REFUSAL_EN
+def refusal_message(question: str, unstated: Unstated | None = None) -> str:
+    """The fixed refusal; a near-miss (passages on the subject that don't state the asked fact,
+    ``retrieval.stated_facts``) is told what was missing, so the user knows the documents were found."""
+    chinese = is_mostly_cjk(question)
+    if unstated is not None:
+        if chinese:
+            return f"抱歉，知识库中的相关资料没有写明{unstated.describe(True)}，无法回答这个问题。"
+        return f"Sorry, the related documents in the knowledge base don't state {unstated.describe(False)}, so I can't answer this question."
+    return REFUSAL_ZH if chinese else REFUSAL_EN
 
 
 def is_model_refusal(text: str) -> bool:

@@ -36,6 +36,7 @@ from retrieval.fusion import (
     reciprocal_rank_fusion,
     weighted_fusion,
 )
+from retrieval.stated_facts import Unstated, unstated
 from retrieval.stores import VectorStore
 
 ChunkLookup = Callable[[list[int]], dict[int, Chunk]]
@@ -49,6 +50,9 @@ class RetrievalResult:
     floor: float = 0.0
     features: np.ndarray | None = None  # one row of answerability features per hit (hybrid mode)
     dense_weight: float | None = None  # the fusion weight the dense side got for this question (weighted hybrid)
+    # What the question asks that none of the passages above the floor states (retrieval.stated_facts):
+    # set, the question is refused however relevant the passages look.
+    unstated: Unstated | None = None
 
     @property
     def best_relevance(self) -> float:
@@ -60,9 +64,9 @@ class RetrievalResult:
         return self.hits[0].relevance if self.hits else 0.0
 
     def is_relevant(self, hit: Hit) -> bool:
-        """Good enough to answer from: the question clears the floor (its first hit does) and so does
-        this hit (the one place the floor is compared)."""
-        return self.best_relevance >= self.floor and hit.relevance >= self.floor
+        """Good enough to answer from: the question clears the floor (its first hit does), so does
+        this hit (the one place the floor is compared), and the passages state what it asks for."""
+        return self.unstated is None and self.best_relevance >= self.floor and hit.relevance >= self.floor
 
     @property
     def relevant(self) -> list[Hit]:
@@ -85,9 +89,11 @@ class HybridRetriever:
         floor: float | None = None,
         background: Background | None = None,
         translate_english: bool = True,
+        check_unstated: bool = True,
     ) -> None:
         """``calibration`` (hybrid mode only) makes relevance a probability; ``floor`` defaults to the
-        calibration's shipped threshold, or to the legacy 0.40 on the mean(coverage, cosine) scale."""
+        calibration's shipped threshold, or to the legacy 0.40 on the mean(coverage, cosine) scale.
+        ``check_unstated`` refuses near-misses whose passages lack the asked fact (retrieval.stated_facts)."""
         self.embedder = embedder
         self.vectors = vectors
         self.bm25 = bm25
@@ -99,6 +105,7 @@ class HybridRetriever:
         self.calibration = calibration if mode == "hybrid" else None
         self.background = background
         self.translate_english = translate_english
+        self.check_unstated = check_unstated
         if floor is None:
             floor = self.calibration.threshold if self.calibration is not None else LEGACY_FLOOR
         self.floor = floor
@@ -164,8 +171,16 @@ class HybridRetriever:
                 Hit(chunk=chunks[i], score=float(fused[i]), relevance=relevance, dense=dense_top.get(i), bm25=raw_bm25[i],
                     coverage=coverages[i], rank=len(hits) + 1)
             )
+        missing = self.unstated_in(query, hits)
         timings["retrieve"] = (time.perf_counter() - t0) * 1000
-        return RetrievalResult(hits, timings, floor=self.floor, features=features, dense_weight=used_weight)
+        return RetrievalResult(hits, timings, floor=self.floor, features=features, dense_weight=used_weight, unstated=missing)
+
+    def unstated_in(self, query: str, hits: list[Hit]) -> Unstated | None:
+        """What the question asks that the passages an answer would quote (those above the floor) don't
+        state; nothing to check when the floor refuses the question anyway."""
+        if not self.check_unstated or not hits or hits[0].relevance < self.floor:
+            return None
+        return unstated(query, [h.chunk.text for h in hits if h.relevance >= self.floor])
 
     def translations(self, query: str) -> list[str]:
         """Chinese words for an English question's phrases that this knowledge base uses

