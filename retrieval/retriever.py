@@ -36,8 +36,11 @@ from retrieval.fusion import (
     reciprocal_rank_fusion,
     weighted_fusion,
 )
-from retrieval.stated_facts import Unstated, unstated
+from retrieval.stated_facts import AskedFacts, Unstated
 from retrieval.stores import VectorStore
+
+STATED_DEPTH = 10  # candidates read for answer-type matching (one catalogue read, only for questions it can check)
+STATED_BONUS = 0.2
 
 ChunkLookup = Callable[[list[int]], dict[int, Chunk]]
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -90,10 +93,12 @@ class HybridRetriever:
         background: Background | None = None,
         translate_english: bool = True,
         check_unstated: bool = True,
+        stated_bonus: float = STATED_BONUS,
     ) -> None:
         """``calibration`` (hybrid mode only) makes relevance a probability; ``floor`` defaults to the
         calibration's shipped threshold, or to the legacy 0.40 on the mean(coverage, cosine) scale.
-        ``check_unstated`` refuses near-misses whose passages lack the asked fact (retrieval.stated_facts)."""
+        ``check_unstated`` refuses near-misses whose passages lack the asked fact (retrieval.stated_facts),
+        and ranks the candidates that state it higher (``stated_bonus``)."""
         self.embedder = embedder
         self.vectors = vectors
         self.bm25 = bm25
@@ -106,6 +111,7 @@ class HybridRetriever:
         self.background = background
         self.translate_english = translate_english
         self.check_unstated = check_unstated
+        self.stated_bonus = stated_bonus if check_unstated else 0.0
         if floor is None:
             floor = self.calibration.threshold if self.calibration is not None else LEGACY_FLOOR
         self.floor = floor
@@ -153,7 +159,10 @@ class HybridRetriever:
             fused = weighted_fusion(bm25_top, dense_top, self.bm25_weight, dense_weight)
             used_weight = dense_weight
 
-        ranked = sorted(fused, key=lambda i: (-fused[i], i))[:top_k]
+        ranked = sorted(fused, key=lambda i: (-fused[i], i))
+        if self.stated_bonus:
+            ranked = self._prefer_stated(query, ranked, fused)
+        ranked = ranked[:top_k]
         chunks = self.lookup(ranked)
         ranked = [i for i in ranked if i in chunks]  # deleted between index and catalogue read: never cite a ghost
         raw_bm25, coverages = lexical.for_ids(ranked)
@@ -175,12 +184,27 @@ class HybridRetriever:
         timings["retrieve"] = (time.perf_counter() - t0) * 1000
         return RetrievalResult(hits, timings, floor=self.floor, features=features, dense_weight=used_weight, unstated=missing)
 
+    def _prefer_stated(self, query: str, ranked: list[int], fused: dict[int, float]) -> list[int]:
+        """Answer-type matching: among the first ``STATED_DEPTH`` candidates, those that state what the
+        question asks for (a month for "几月份", the v2.0.0 it names) get their fused score × (1 + bonus).
+        Chosen on dev (0.1–0.3 alike): CMRC dev hit@1 1009 → 1011 of 1037, the paraphrase dev split
+        unchanged, a validation set written afterwards 42 → 43 of 44 right document first."""
+        facts = AskedFacts.of(query)
+        if not facts.checkable:
+            return ranked
+        head = ranked[:STATED_DEPTH]
+        chunks = self.lookup(head)
+        for i in head:
+            if i in chunks and facts.missing_in([chunks[i].text]) is None:
+                fused[i] *= 1 + self.stated_bonus
+        return sorted(fused, key=lambda i: (-fused[i], i))
+
     def unstated_in(self, query: str, hits: list[Hit]) -> Unstated | None:
         """What the question asks that the passages an answer would quote (those above the floor) don't
         state; nothing to check when the floor refuses the question anyway."""
         if not self.check_unstated or not hits or hits[0].relevance < self.floor:
             return None
-        return unstated(query, [h.chunk.text for h in hits if h.relevance >= self.floor])
+        return AskedFacts.of(query).missing_in([h.chunk.text for h in hits if h.relevance >= self.floor])
 
     def translations(self, query: str) -> list[str]:
         """Chinese words for an English question's phrases that this knowledge base uses
