@@ -169,10 +169,13 @@ def build_pipelines(corpora: dict[str, Path], root: Path, langchain_embedder: st
         legacy = Pipeline(f"{label} hybrid, floor {LEGACY_FLOOR:.2f}", ingest_s=secs)
         default = embedder == Settings.model_fields["embedding_model"].default
         calibrated = Pipeline(f"{label} hybrid, calibrated" + (" (default)" if default else ""), ingest_s=secs)
+        checked = Pipeline(f"{label} hybrid, calibrated + near-miss check", ingest_s=secs)
+        with_check = settings.model_copy(update={"refuse_unstated_facts": True})
         for name, kb in kbs.items():
             legacy.searches[name] = zhiwen_search(kb, settings, calibrated=False)
             calibrated.searches[name] = zhiwen_search(kb, settings, calibrated=True)
-        pipelines += [legacy, calibrated]
+            checked.searches[name] = zhiwen_search(kb, with_check, calibrated=True)
+        pipelines += [legacy, calibrated, checked]
     if langchain_embedder:
         pipelines.append(langchain_pipeline(corpora, langchain_embedder))
     return pipelines
