@@ -102,7 +102,7 @@ def zhiwen_search(kb: KnowledgeBase, settings: Any, calibrated: bool) -> Search:
     else:
         vectors, bm25 = kb.indexes()
         retriever = HybridRetriever(kb.embedder(), vectors, bm25, kb.catalog.chunks_by_rowid,
-                                    dense_weight=DEFAULT_DENSE_WEIGHT, floor=LEGACY_FLOOR, translate_english=False,
+                                    dense_weight=DEFAULT_DENSE_WEIGHT, floor=LEGACY_FLOOR, translate_english=False, regional_variants=False,
                                     check_unstated=False, stated_bonus=0.0)
 
     def search(q: str) -> Ranked:

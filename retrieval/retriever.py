@@ -28,6 +28,7 @@ from core.text import fold, is_mostly_cjk, search_tokens
 from retrieval.answerability import Background, Calibration, QueryStats, hit_features
 from retrieval.bm25 import BM25Index
 from retrieval.crosslingual import chinese_terms
+from retrieval.regional import regional_terms
 from retrieval.lexical import LexicalHits
 from retrieval.embedders import Embedder
 from retrieval.fusion import (
@@ -92,6 +93,7 @@ class HybridRetriever:
         floor: float | None = None,
         background: Background | None = None,
         translate_english: bool = True,
+        regional_variants: bool = True,
         check_unstated: bool = True,
         stated_bonus: float = STATED_BONUS,
     ) -> None:
@@ -110,6 +112,7 @@ class HybridRetriever:
         self.calibration = calibration if mode == "hybrid" else None
         self.background = background
         self.translate_english = translate_english
+        self.regional_variants = regional_variants
         self.check_unstated = check_unstated
         self.stated_bonus = stated_bonus if check_unstated else 0.0
         if floor is None:
@@ -207,21 +210,22 @@ class HybridRetriever:
         facts = facts or AskedFacts.of(query)
         return facts.missing_in([h.chunk.text for h in hits if h.relevance >= self.floor])
 
+    def _known(self, word: str) -> bool:
+        """Whether some chunk of this knowledge base holds every index token of ``word``."""
+        unseen_idf = math.log(1 + (self.bm25.count() + 0.5) / 0.5)  # BM25's IDF of a term no chunk holds
+        tokens = search_tokens(word)
+        return bool(tokens) and all(self.bm25.idf(t) < unseen_idf for t in tokens)
+
     def translations(self, query: str) -> list[str]:
         """Chinese words for an English question's phrases that this knowledge base uses
-        (``retrieval.crosslingual``); nothing for other questions or with translation off."""
-        if not self.translate_english or is_mostly_cjk(query):
-            return []
-        unseen_idf = math.log(1 + (self.bm25.count() + 0.5) / 0.5)  # BM25's IDF of a term no chunk holds
-
-        def known(word: str) -> bool:
-            tokens = search_tokens(word)
-            return bool(tokens) and all(self.bm25.idf(t) < unseen_idf for t in tokens)
-
-        return chinese_terms(query, known)
+        (``retrieval.crosslingual``), or for a Chinese one the words of its other regional phrasing
+        (软件 ↔ 軟體, ``retrieval.regional``); nothing with the respective option off."""
+        if is_mostly_cjk(query):
+            return regional_terms(query, self._known) if self.regional_variants else []
+        return chinese_terms(query, self._known) if self.translate_english else []
 
     def _lexical_query(self, query: str) -> str:
-        """What BM25 is asked: the question, plus ``translations`` for an English one."""
+        """What BM25 is asked: the question, plus its ``translations``."""
         extra = self.translations(query)
         return f"{query} {' '.join(extra)}" if extra else query
 
