@@ -262,7 +262,8 @@ def extractive_answer(question: str, hits: list[Hit], max_sentences: int = 3, id
                       max_passages: int = 3, extra_terms: Iterable[str] = ()) -> Answer:
     """Answer with the best sentence of the top ``max_passages`` hits (two in the combine case, never more
     than ``max_sentences``), trimmed to its answering clauses, each cited. ``extra_terms``: words that
-    stand for the question's own (an English question's Chinese translations, from the retriever)."""
+    stand for the question's own (an English question's Chinese translations, a Chinese question's
+    other-region words: 软件 for 軟體; from the retriever)."""
     idf = idf or (lambda t: 1.0 + 0.2 * len(t))
     terms = set(search_tokens(question)) | {t for word in extra_terms for t in search_tokens(word)}
     asks_number = bool(_ASKS_NUMBER_RE.search(question))
