@@ -66,7 +66,7 @@ def extractive_ask(retriever: HybridRetriever, question: str, settings: Settings
     timings = dict(result.timings_ms)
     relevant = result.relevant
     if not relevant:
-        answer = Answer(text=refusal_message(question, result.unstated), refused=True, mode="extractive")
+        answer = Answer(text=refusal_message(question, result), refused=True, mode="extractive")
     else:
         t1 = time.perf_counter()
         # The sentence is picked with the joined query even when the follow-up's own words found the

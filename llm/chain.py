@@ -147,7 +147,7 @@ class RagChain:
         return turn
 
     def _refuse(self, turn: _Turn) -> Answer:
-        return Answer(text=refusal_message(turn.question, turn.retrieval.unstated if turn.retrieval else None), refused=True, mode="llm", model=self.settings.llm_model)
+        return Answer(text=refusal_message(turn.question, turn.retrieval), refused=True, mode="llm", model=self.settings.llm_model)
 
     def _prompt_input(self, turn: _Turn) -> dict[str, Any]:
         return {"history": history_messages(turn.history), "sources": format_sources(turn.relevant),

@@ -1,12 +1,19 @@
 """Refusals: the fixed, polite one zhiwen gives when retrieval finds nothing, in the question's
 language, and recognising the model's own "the sources don't say" reply (rule 3 of the system prompt),
-which is a refusal too: it carries no citation and must not be scored as a wrong answer."""
+which is a refusal too: it carries no citation and must not be scored as a wrong answer.
+
+A refused question whose first passage came close (``nearest_document``) is told which document that
+was, without quoting it: on the paraphrase dev split 7 of the 8 answerable questions the floor refused
+had the right document first, so the name is where a user who was wrongly refused should look, and
+where one who was rightly refused can see the knowledge base is on another subject."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from core.text import is_mostly_cjk
+from retrieval.retriever import RetrievalResult
 from retrieval.stated_facts import Unstated
 
 # What rule 3 of SYSTEM_PROMPT asks the model to say when the sources lack the answer (and what
@@ -26,15 +33,40 @@ REFUSAL_EN = (
 )
 
 
-def refusal_message(question: str, unstated: Unstated | None = None) -> str:
+# A refused question's first passage is named when its relevance is at least this share of the floor.
+# With USE-m3 (floor 0.20) on the paraphrase dev split (top_k 5): 5 of the 8 wrongly refused questions
+# get a name, the right document for 4; so do 5 of the 19 off-topic ones, whose message then says the
+# closest document is not relevant enough, which is true, and 1 of the 3 refused near-misses (its subject).
+NEAREST_SHARE = 0.5
+
+
+def nearest_document(result: RetrievalResult | None) -> str | None:
+    """The title (or file name) of a refused question's first passage when it came within
+    ``NEAREST_SHARE`` of the floor; None when it did not, or when the question was not refused."""
+    if result is None or not result.hits or result.relevant or result.unstated is not None:
+        return None
+    first = result.hits[0]
+    if first.relevance < result.floor * NEAREST_SHARE:
+        return None
+    return first.chunk.title or Path(first.chunk.source).name
+
+
+def refusal_message(question: str, result: RetrievalResult | None = None) -> str:
     """The fixed refusal; a near-miss (passages on the subject that don't state the asked fact,
-    ``retrieval.stated_facts``) is told what was missing, so the user knows the documents were found."""
+    ``retrieval.stated_facts``) is told what was missing, so the user knows the documents were found,
+    and a question that came close is told the nearest document (``nearest_document``)."""
     chinese = is_mostly_cjk(question)
+    unstated: Unstated | None = result.unstated if result is not None else None
     if unstated is not None:
         if chinese:
             return f"抱歉，知识库中的相关资料没有写明{unstated.describe(True)}，无法回答这个问题。"
         return f"Sorry, the related documents in the knowledge base don't state {unstated.describe(False)}, so I can't answer this question."
-    return REFUSAL_ZH if chinese else REFUSAL_EN
+    nearest = nearest_document(result)
+    if nearest is None:
+        return REFUSAL_ZH if chinese else REFUSAL_EN
+    if chinese:
+        return f"{REFUSAL_ZH}最接近的资料是《{nearest}》，但它与问题的相关度不足以作答，可以打开它看看，或换个问法。"
+    return f"{REFUSAL_EN} The closest document is “{nearest}”, but it is not relevant enough to answer from; you could open it, or rephrase."
 
 
 def is_model_refusal(text: str) -> bool:
