@@ -31,12 +31,16 @@ REFUSAL_EN = (
     "Sorry, I found nothing relevant to this question in the knowledge base, so I can't answer it. "
     "Try rephrasing it, or check that the relevant documents have been ingested."
 )
+# The refusal when a document came close (``nearest_document``): it names the document instead of
+# suggesting the documents may be missing.
+NEAR_REFUSAL_ZH = "抱歉，知识库中没有找到与这个问题足够相关的内容，无法回答。"
+NEAR_REFUSAL_EN = "Sorry, I found nothing relevant enough to this question in the knowledge base, so I can't answer it."
 
 
 # A refused question's first passage is named when its relevance is at least this share of the floor.
 # With USE-m3 (floor 0.20) on the paraphrase dev split (top_k 5): 5 of the 8 wrongly refused questions
-# get a name, the right document for 4; so do 5 of the 19 off-topic ones, whose message then says the
-# closest document is not relevant enough, which is true, and 1 of the 3 refused near-misses (its subject).
+# get a name, the right document for 4; so do 5 of the 19 off-topic ones, whose message then says nothing
+# was relevant enough and which document came closest, which is true; and 1 of the 3 refused near-misses.
 NEAREST_SHARE = 0.5
 
 
@@ -65,8 +69,8 @@ def refusal_message(question: str, result: RetrievalResult | None = None) -> str
     if nearest is None:
         return REFUSAL_ZH if chinese else REFUSAL_EN
     if chinese:
-        return f"{REFUSAL_ZH}最接近的资料是《{nearest}》，但它与问题的相关度不足以作答，可以打开它看看，或换个问法。"
-    return f"{REFUSAL_EN} The closest document is “{nearest}”, but it is not relevant enough to answer from; you could open it, or rephrase."
+        return f"{NEAR_REFUSAL_ZH}最接近的资料是《{nearest}》，可以打开它看看，或换个问法。"
+    return f"{NEAR_REFUSAL_EN} The closest document is “{nearest}”: you could open it, or rephrase the question."
 
 
 def is_model_refusal(text: str) -> bool:
