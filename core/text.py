@@ -12,7 +12,7 @@ import re
 import unicodedata
 from functools import lru_cache
 from importlib import resources
-from typing import Iterator
+from typing import Any, Iterator
 
 # Full-width Chinese punctuation that NFKC would turn into ASCII. Chinese readers expect it to stay
 # full-width, and keeping it keeps quotes faithful, so cleaning protects these characters.
@@ -52,11 +52,17 @@ def collapse_whitespace(text: str) -> str:
     return text.strip()
 
 
-@lru_cache(maxsize=1)
-def _t2s():
+@lru_cache(maxsize=8)
+def opencc(config: str) -> Any:
+    """One OpenCC converter per configuration ("t2s", "s2twp", "tw2sp"…) per process: loading its
+    dictionaries is the slow part. opencc_purepy has no type hints."""
     from opencc_purepy import OpenCC
 
-    return OpenCC("t2s")
+    return OpenCC(config)
+
+
+def _t2s() -> Any:
+    return opencc("t2s")
 
 
 def to_simplified(text: str) -> str:
@@ -81,10 +87,8 @@ def to_simplified_chars(text: str) -> str:
 @lru_cache(maxsize=1)
 def _s2t_chars() -> frozenset[str]:
     """The characters OpenCC's s2t changes on their own: Simplified-only forms (as _t2s_char_table)."""
-    from opencc_purepy import OpenCC
-
     chars = [chr(c) for r in ((0x3400, 0x4DC0), (0x4E00, 0xA000), (0xF900, 0xFB00)) for c in range(*r)]
-    converted = OpenCC("s2t").convert("\n".join(chars)).split("\n")
+    converted = opencc("s2t").convert("\n".join(chars)).split("\n")
     return frozenset(a for a, b in zip(chars, converted) if a != b)
 
 

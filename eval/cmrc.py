@@ -11,9 +11,9 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+
+from core.text import opencc
 
 DEFAULT_CMRC_DEV = Path(__file__).resolve().parents[1].parent / "shared/data/cmrc2018/cmrc2018_dev.json"
 
@@ -92,17 +92,10 @@ def split_of(paragraph: Paragraph, dev_buckets: int = DEV_BUCKETS) -> str:
     return "dev" if bucket < dev_buckets else "test"
 
 
-@lru_cache(maxsize=4)
-def _opencc(config: str) -> Any:
-    from opencc_purepy import OpenCC
-
-    return OpenCC(config)
-
-
 def to_traditional(text: str, config: str = "s2twp") -> str:
     """Simplified → Traditional with OpenCC (default s2twp: Taiwan phrasing, as DRCD's paragraphs are
     written): how the DRCD-style benchmarks build their corpus from CMRC."""
-    return _opencc(config).convert(text)
+    return opencc(config).convert(text)
 
 
 def split_paragraphs(paragraphs: list[Paragraph], dev_buckets: int = DEV_BUCKETS) -> dict[str, list[Paragraph]]:

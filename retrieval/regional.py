@@ -18,18 +18,10 @@ Simplified/Traditional mixed questions .933 → 1.00. Two OpenCC conversions cos
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 
-from core.text import is_mostly_cjk, search_tokens
+from core.text import is_mostly_cjk, opencc, search_tokens
 
 PHRASINGS = ("s2twp", "tw2sp")  # Mainland → Taiwan words, Taiwan → Mainland words
-
-
-@lru_cache(maxsize=None)
-def _converter(config: str):  # noqa: ANN202 - opencc_purepy has no type hints
-    from opencc_purepy import OpenCC
-
-    return OpenCC(config)
 
 
 def regional_terms(question: str, known: Callable[[str], bool]) -> list[str]:
@@ -40,7 +32,7 @@ def regional_terms(question: str, known: Callable[[str], bool]) -> list[str]:
     asked = set(search_tokens(question))
     out: list[str] = []
     for config in PHRASINGS:
-        for token in search_tokens(_converter(config).convert(question)):
+        for token in search_tokens(opencc(config).convert(question)):
             if token not in asked and token not in out and known(token):
                 out.append(token)
     return out
